@@ -1,0 +1,137 @@
+//! `skiff create`: set up a container from a bundle; its process waits for `start`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+
+use crate::cli::GlobalOpts;
+use crate::commands::delete;
+use crate::container::{self, Notes};
+use crate::executor::SkiffExecutor;
+use crate::lock::ContainerLock;
+use crate::spec_fixups;
+
+#[derive(Args, Debug, Clone)]
+pub struct Create {
+    /// Path to the bundle directory (holds config.json and the root filesystem)
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+
+    /// Unix socket that receives the master end of the console pty (process.terminal)
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+
+    /// Write the container process's pid to this file
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Do not use pivot_root to enter the root filesystem (for a rootfs on a ramdisk)
+    #[arg(long)]
+    pub no_pivot: bool,
+
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    pub no_new_keyring: bool,
+
+    /// Pass N extra file descriptors (3 to 3+N-1) to the container process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+
+    /// Container id: unique under --root
+    pub id: String,
+}
+
+impl Create {
+    pub fn exec(self, g: &GlobalOpts) -> Result<()> {
+        container::validate_id(&self.id)?;
+        container::ensure_root(&g.root)?;
+        let lock = ContainerLock::acquire(&g.root, &self.id)?;
+        create_locked(g, &self, true)?;
+        drop(lock);
+        Ok(())
+    }
+}
+
+/// Creates the container; the caller holds the container lock. On failure
+/// everything made so far (state dir, cgroup, private bundle) is removed.
+pub fn create_locked(g: &GlobalOpts, opts: &Create, detach: bool) -> Result<Container> {
+    let id = &opts.id;
+    if container::dir(&g.root, id).exists() {
+        bail!("container with id exists: {id}");
+    }
+    if opts.preserve_fds < 0 {
+        bail!("--preserve-fds must not be negative");
+    }
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .with_context(|| format!("bundle {} not found", opts.bundle.display()))?;
+    let loaded = spec_fixups::load(&bundle)?;
+    let rootfs = loaded
+        .spec
+        .root()
+        .as_ref()
+        .map(|r| bundle.join(r.path()))
+        .unwrap_or_default();
+    let load_from = if loaded.needs_rewrite {
+        spec_fixups::write_private_bundle(&g.root, id, &loaded.spec)?
+    } else {
+        bundle.clone()
+    };
+
+    let result = build(g, opts, &load_from, detach);
+    if loaded.needs_rewrite {
+        let _ = std::fs::remove_dir_all(&load_from);
+    }
+    let mut c = match result {
+        Ok(c) => c,
+        Err(err) => {
+            // Leave nothing behind: a half-made container is deleted with force.
+            if let Err(cleanup) = delete::remove_leftovers(&g.root, id) {
+                tracing::warn!(target: "skiff", "cleanup after failed create: {cleanup:#}");
+            }
+            return Err(err);
+        }
+    };
+    if loaded.needs_rewrite {
+        c.state.bundle = bundle.clone();
+        c.save().context("cannot save container state")?;
+    }
+    let rootfs = std::fs::canonicalize(&rootfs).unwrap_or(rootfs);
+    container::write_notes(&c.root, &Notes { rootfs })?;
+    Ok(c)
+}
+
+fn build(g: &GlobalOpts, opts: &Create, bundle: &Path, detach: bool) -> Result<Container> {
+    let c = ContainerBuilder::new(opts.id.clone(), SyscallType::default())
+        .with_executor(SkiffExecutor)
+        .with_root_path(&g.root)?
+        .with_pid_file(opts.pid_file.as_ref())?
+        .with_console_socket(opts.console_socket.as_ref())
+        .with_preserved_fds(opts.preserve_fds)
+        .validate_id()?
+        .as_init(bundle)
+        .with_systemd(g.systemd_cgroup)
+        .with_detach(detach)
+        .with_no_pivot(opts.no_pivot)
+        .build()
+        .map_err(crate::commands::create::explain)?;
+    Ok(c)
+}
+
+/// libcontainer's errors name the step, their sources the cause: keep both.
+pub fn explain(err: libcontainer::error::LibcontainerError) -> anyhow::Error {
+    let mut msg = err.to_string();
+    let mut src = std::error::Error::source(&err);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    anyhow::anyhow!(msg)
+}

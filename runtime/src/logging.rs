@@ -1,0 +1,132 @@
+//! Log records in runc's two formats. containerd's runc shim and podman pass
+//! `--log FILE --log-format json` and read `msg` of the last error record when a
+//! command fails, so the JSON shape is `{"level":..,"msg":..,"time":..}`.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+use crate::cli::{GlobalOpts, LogFormat};
+
+/// Where records go, and in which format.
+#[derive(Clone)]
+pub struct LogSink {
+    out: Arc<Mutex<Option<File>>>,
+    format: LogFormat,
+}
+
+impl LogSink {
+    pub fn is_stderr(&self) -> bool {
+        self.out.lock().map(|f| f.is_none()).unwrap_or(true)
+    }
+
+    /// Writes one record; failures to log are ignored, as there is nowhere left to report them.
+    pub fn write_record(&self, level: &str, msg: &str) {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let line = match self.format {
+            LogFormat::Json => {
+                let rec = serde_json::json!({ "level": level, "msg": msg, "time": time });
+                format!("{rec}\n")
+            }
+            LogFormat::Text => {
+                let quoted = serde_json::Value::String(msg.to_owned());
+                format!("time=\"{time}\" level={level} msg={quoted}\n")
+            }
+        };
+        let Ok(mut out) = self.out.lock() else { return };
+        match out.as_mut() {
+            Some(f) => {
+                let _ = f.write_all(line.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+/// Sets up the global subscriber. Returns the sink so fatal errors reach the same place.
+pub fn init(opts: &GlobalOpts) -> Option<LogSink> {
+    let file = match &opts.log {
+        Some(path) => match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => Some(f),
+            Err(err) => {
+                eprintln!("skiff: cannot open log file {}: {err}", path.display());
+                None
+            }
+        },
+        None => None,
+    };
+    let sink = LogSink {
+        out: Arc::new(Mutex::new(file)),
+        format: opts.log_format,
+    };
+    let layer = SinkLayer {
+        sink: sink.clone(),
+        debug: opts.debug,
+    };
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+    Some(sink)
+}
+
+struct SinkLayer {
+    sink: LogSink,
+    debug: bool,
+}
+
+impl<S: Subscriber> Layer<S> for SinkLayer {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        if self.debug {
+            return *meta.level() <= Level::DEBUG;
+        }
+        // Without --debug only skiff's own warnings and errors: libcontainer logs
+        // an error before returning most errors, and skiff reports those itself.
+        meta.target().starts_with("skiff") && *meta.level() <= Level::WARN
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut v = MessageVisitor::default();
+        event.record(&mut v);
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        self.sink.write_record(level, &v.text);
+    }
+}
+
+#[derive(Default)]
+struct MessageVisitor {
+    text: String,
+}
+
+impl Visit for MessageVisitor {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.text, "{value:?}");
+        } else {
+            let _ = write!(self.text, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.text.push_str(value);
+        } else {
+            let _ = write!(self.text, " {}={value:?}", field.name());
+        }
+    }
+}

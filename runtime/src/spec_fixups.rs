@@ -1,0 +1,120 @@
+//! Reading a bundle's config.json with errors that name the file and field,
+//! and the spec rewrites libcontainer 0.7 needs to behave like runc.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::Spec;
+
+/// The newest runtime-spec version skiff accepts.
+const MAX_OCI_VERSION: (u64, u64, u64) = (1, 3, 0);
+
+pub struct LoadedSpec {
+    pub spec: Spec,
+    /// The spec needs rewriting before libcontainer sees it.
+    pub needs_rewrite: bool,
+}
+
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+/// Loads and checks `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> Result<LoadedSpec> {
+    let path = bundle.join("config.json");
+    let text = fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut spec: Spec = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid config", path.display()))?;
+
+    let version = spec.version().clone();
+    match parse_version(&version) {
+        Some(v) if v.0 == 1 && v <= MAX_OCI_VERSION => {}
+        _ => bail!(
+            "{}: ociVersion {version:?} is not supported (1.0.0 up to 1.3.0)",
+            path.display()
+        ),
+    }
+
+    let root = spec
+        .root()
+        .as_ref()
+        .with_context(|| format!("{}: root is missing", path.display()))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    if !rootfs.is_dir() {
+        bail!(
+            "{}: root.path {} does not exist or is not a directory",
+            path.display(),
+            rootfs.display()
+        );
+    }
+
+    let process = spec
+        .process()
+        .as_ref()
+        .with_context(|| format!("{}: process is missing", path.display()))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("{}: process.args must not be empty", path.display());
+    }
+    if spec.linux().is_none() {
+        bail!("{}: linux section is missing", path.display());
+    }
+
+    let mut needs_rewrite = false;
+    // libcontainer installs the seccomp filter early (while still privileged)
+    // only when noNewPrivileges is absent; an explicit `false` makes it load the
+    // filter after dropping capabilities, which the kernel refuses. Both mean
+    // "do not set no_new_privs", so drop the explicit false.
+    let has_seccomp = spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.seccomp().is_some());
+    if has_seccomp && process.no_new_privileges() == Some(false) {
+        if let Some(p) = spec.process_mut() {
+            p.set_no_new_privileges(None);
+        }
+        needs_rewrite = true;
+    }
+    if needs_rewrite {
+        let abs = fs::canonicalize(&rootfs)
+            .with_context(|| format!("cannot resolve {}", rootfs.display()))?;
+        if let Some(r) = spec.root_mut() {
+            r.set_path(abs);
+        }
+    }
+    Ok(LoadedSpec {
+        spec,
+        needs_rewrite,
+    })
+}
+
+/// Writes the rewritten spec into a private bundle dir libcontainer can load.
+pub fn write_private_bundle(root: &Path, id: &str, spec: &Spec) -> Result<PathBuf> {
+    let dir = root.join(":bundles").join(id);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let text = serde_json::to_vec(spec)?;
+    fs::write(dir.join("config.json"), text)
+        .with_context(|| format!("cannot write {}", dir.display()))?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("1.0.2-dev"), Some((1, 0, 2)));
+        assert_eq!(parse_version("1.3.0"), Some((1, 3, 0)));
+        assert_eq!(parse_version("1.1"), Some((1, 1, 0)));
+        assert_eq!(parse_version("x"), None);
+        assert!(parse_version("1.4.0").is_some_and(|v| v > MAX_OCI_VERSION));
+    }
+}

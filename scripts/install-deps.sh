@@ -1,0 +1,18 @@
+#!/bin/bash
+# Installs the Debian packages skiff's build, demo and tests need. Run as root.
+set -euo pipefail
+PKGS=(
+  build-essential pkg-config libseccomp-dev   # libcontainer's seccomp support
+  busybox-static jq file time procps iproute2 # bundles, demo and test helpers
+  runc crun podman containerd skopeo umoci    # peers and real clients in the tests
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
