@@ -20,17 +20,10 @@ pub mod update;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-use crate::exe_guard;
 
 /// Runs the chosen subcommand; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = &cli.global;
-    if matches!(
-        cli.command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) {
-        exe_guard::ensure_sealed_copy()?;
-    }
     match cli.command {
         Command::Create(c) => c.exec(g).map(|_| 0),
         Command::Start(c) => c.exec(g).map(|_| 0),
