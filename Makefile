@@ -1,7 +1,14 @@
 # skiff: build, test, demo, bench.
 CARGO ?= cargo
 PREFIX ?= /usr/local
-RELEASE_DIR := target/release
+# Release binaries are static (glibc and libseccomp linked in): a smaller peak
+# RSS and a faster start for every runtime call. An explicit --target keeps
+# these flags off build scripts and proc-macros.
+TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+RELEASE_DIR := target/$(TRIPLE)/release
+STATIC_ENV := RUSTFLAGS="-C target-feature=+crt-static" LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH)
+RELEASE := $(STATIC_ENV) $(CARGO) --release --target $(TRIPLE)
 
 .PHONY: all build deps demo test lint unit integration bench install clean
 
@@ -11,27 +18,27 @@ deps:
 	bash scripts/install-deps.sh
 
 build:
-	$(CARGO) build --release --workspace
+	$(subst --release,build --release,$(RELEASE)) --workspace
 
 # The README's first command: install, build, make a busybox bundle and run it.
 demo: deps build
-	bash scripts/demo.sh
+	SKIFF=$(CURDIR)/$(RELEASE_DIR)/skiff bash scripts/demo.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --release --workspace --exclude skiff-integration
+	$(subst --release,test --release,$(RELEASE)) --workspace --exclude skiff-integration
 
 integration: build
-	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test --release -p skiff-integration -- --test-threads=4
+	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(subst --release,test --release,$(RELEASE)) -p skiff-integration -- --test-threads=4
 
 test: lint build unit integration
 
 # Peer benchmarks (needs ../shared/bench); see bench/README.md.
 bench: build
-	bash bench/run.sh
+	SKIFF=$(CURDIR)/$(RELEASE_DIR)/skiff bash bench/run.sh
 
 install: build
 	install -D -m 0755 $(RELEASE_DIR)/skiff $(DESTDIR)$(PREFIX)/bin/skiff
