@@ -6,7 +6,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::commands;
 
+/// clap prints "skiff " before this: the first line reads "skiff version X" as
+/// runc's and crun's do, the shape `docker info` parses from `--version`.
 const VERSION: &str = concat!(
+    "version ",
     env!("CARGO_PKG_VERSION"),
     "\nspec: 1.2.0\nlibcontainer: 0.7.0"
 );

@@ -1,8 +1,10 @@
 //! `skiff`: a runc-compatible OCI runtime built on youki's libcontainer.
 
+mod cgroup_mounts;
 mod cli;
 mod commands;
 mod container;
+mod copyup;
 mod error;
 mod executor;
 mod exe_guard;

@@ -14,6 +14,8 @@ pub struct LoadedSpec {
     pub spec: Spec,
     /// The spec needs rewriting before libcontainer sees it.
     pub needs_rewrite: bool,
+    /// tmpfs destinations to fill from the image after create (see copyup).
+    pub copy_up: Vec<PathBuf>,
 }
 
 fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
@@ -82,6 +84,8 @@ pub fn load(bundle: &Path) -> Result<LoadedSpec> {
         }
         needs_rewrite = true;
     }
+    let copy_up = crate::copyup::take_from(&mut spec);
+    needs_rewrite |= !copy_up.is_empty();
     if needs_rewrite {
         let abs = fs::canonicalize(&rootfs)
             .with_context(|| format!("cannot resolve {}", rootfs.display()))?;
@@ -92,6 +96,7 @@ pub fn load(bundle: &Path) -> Result<LoadedSpec> {
     Ok(LoadedSpec {
         spec,
         needs_rewrite,
+        copy_up,
     })
 }
 

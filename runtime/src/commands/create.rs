@@ -8,9 +8,11 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
+use crate::cgroup_mounts;
 use crate::cli::GlobalOpts;
 use crate::commands::delete;
 use crate::container::{self, Notes};
+use crate::copyup;
 use crate::executor::SkiffExecutor;
 use crate::lock::ContainerLock;
 use crate::spec_fixups;
@@ -85,6 +87,15 @@ pub fn create_locked(g: &GlobalOpts, opts: &Create, detach: bool) -> Result<Cont
     if loaded.needs_rewrite {
         let _ = std::fs::remove_dir_all(&load_from);
     }
+    // Mounts libcontainer got wrong are mended now: made, and no process started.
+    let result = result.and_then(|c| {
+        let pid = c.pid().context("created container has no init pid")?;
+        copyup::fill(&rootfs, pid, &loaded.copy_up)?;
+        if let Some(dest) = cgroup_mounts::read_only_dest(&loaded.spec) {
+            cgroup_mounts::make_read_only(pid, &dest)?;
+        }
+        Ok(c)
+    });
     let mut c = match result {
         Ok(c) => c,
         Err(err) => {
