@@ -66,12 +66,25 @@ fn cstrings(items: &[String]) -> Result<Vec<CString>, String> {
 
 impl Executor for SkiffExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        let (args, env) = process_args(spec).map_err(ExecutorError::Other)?;
-        let path = resolve(&args[0], env).map_err(ExecutorError::Other)?;
+        let (args, _) = process_args(spec).map_err(ExecutorError::Other)?;
+        // libcontainer has already put the final environment in place with
+        // setup_envs (the spec's env plus what it derives, such as HOME).
+        let envp: Vec<CString> = std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k.into_encoded_bytes();
+                kv.push(b'=');
+                kv.extend(v.into_encoded_bytes());
+                CString::new(kv)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|_| ExecutorError::InvalidArg)?;
+        let search: Vec<String> = std::env::var("PATH")
+            .map(|p| vec![format!("PATH={p}")])
+            .unwrap_or_default();
+        let path = resolve(&args[0], &search).map_err(ExecutorError::Other)?;
         let path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| ExecutorError::InvalidArg)?;
         let argv = cstrings(args).map_err(ExecutorError::Other)?;
-        let envp = cstrings(env).map_err(ExecutorError::Other)?;
         let err = nix::unistd::execve(&path, &argv, &envp).err();
         Err(ExecutorError::Other(format!(
             "exec {:?}: {}",
@@ -81,7 +94,8 @@ impl Executor for SkiffExecutor {
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        let (args, env) = process_args(spec).map_err(ExecutorValidationError::ArgValidationError)?;
+        let (args, env) =
+            process_args(spec).map_err(ExecutorValidationError::ArgValidationError)?;
         resolve(&args[0], env)
             .map(|_| ())
             .map_err(ExecutorValidationError::ArgValidationError)
