@@ -28,11 +28,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Tests build in the dev profile (quick to compile); the binaries they drive are
+# the static release ones.
 unit:
-	$(subst --release,test --release,$(RELEASE)) --workspace --exclude skiff-integration
+	$(CARGO) test --workspace --exclude skiff-integration
 
 integration: build
-	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(subst --release,test --release,$(RELEASE)) -p skiff-integration -- --test-threads=4
+	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test -p skiff-integration -- --test-threads=4
 
 test: lint build unit integration
 
