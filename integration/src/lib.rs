@@ -257,3 +257,8 @@ impl Drop for Env {
 pub fn cgroup_v1(controller: &str) -> bool {
     Path::new("/sys/fs/cgroup").join(controller).join("tasks").exists()
 }
+
+pub mod cleanup;
+pub mod containerd;
+pub mod image;
+pub mod podman;

@@ -1,0 +1,386 @@
+//! A private containerd 1.6 for a test: its own root, state dir, socket and
+//! namespace, driven with `ctr`, its tasks run by the stock runc v2 shim with
+//! skiff as the shim's runc binary. Drop kills what is left (container
+//! processes, shims, containerd), unmounts and removes everything.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::cleanup::{kill_cgroup_tree, unmount_all};
+use crate::image::{busybox_archive, IMAGE_REF};
+use crate::{cgroup_dirs_at, mounts_under, output_within, skiff_bin};
+
+/// Where containerd 1.6 puts shim sockets, whatever its state dir.
+const SHIM_SOCKETS: &str = "/run/containerd/s/";
+
+/// How long one ctr command may take before the test gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Containerd {
+    pub tmp: tempfile::TempDir,
+    /// containerd's gRPC socket.
+    pub socket: PathBuf,
+    /// The containerd namespace; also the parent cgroup of its containers.
+    pub namespace: String,
+    daemon: Option<Child>,
+    calls: PathBuf,
+}
+
+impl Containerd {
+    /// Starts containerd and waits until it answers.
+    pub fn start() -> Result<Self> {
+        let tmp = tempfile::Builder::new().prefix("skiff-ctd-").tempdir()?;
+        let dir = tmp.path().to_path_buf();
+        let tag = dir.file_name().unwrap_or_default().to_string_lossy();
+        let namespace = tag.into_owned();
+        for d in ["root", "state", "fifo", "runc", "bin"] {
+            fs::create_dir_all(dir.join(d))?;
+        }
+        let calls = dir.join("skiff-calls.log");
+        let wrapper = dir.join("bin/skiff");
+        // Records each call for the assertions and for debugging, then is skiff.
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                calls.display(),
+                skiff_bin().display()
+            ),
+        )?;
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
+        let socket = dir.join("containerd.sock");
+        // Only what ctr run needs: content, metadata, overlayfs snapshots, tasks.
+        let config = format!(
+            r#"version = 2
+root = "{dir}/root"
+state = "{dir}/state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.internal.v1.opt",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing",
+]
+
+[grpc]
+  address = "{sock}"
+
+[plugins."io.containerd.gc.v1.scheduler"]
+  startup_delay = "0s"
+"#,
+            dir = dir.display(),
+            sock = socket.display()
+        );
+        fs::write(dir.join("config.toml"), config)?;
+        let log = fs::File::create(dir.join("containerd.log"))?;
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start containerd (apt-get install containerd)")?;
+        let mut c = Self {
+            tmp,
+            socket,
+            namespace,
+            daemon: Some(daemon),
+            calls,
+        };
+        c.wait_ready()?;
+        Ok(c)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(d) = self.daemon.as_mut() {
+                if let Some(st) = d.try_wait()? {
+                    bail!("containerd exited ({st}):\n{}", self.log());
+                }
+            }
+            if self.socket.exists() && self.run(["version"])?.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("containerd did not answer within 20 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// containerd's own log, for error messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.tmp.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// The argument lists the shim called skiff with so far, one a line.
+    pub fn calls(&self) -> String {
+        fs::read_to_string(&self.calls).unwrap_or_default()
+    }
+
+    /// `ctr --address SOCK --namespace NS ARGS...` as a Command.
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(&self.socket)
+            .arg("--namespace")
+            .arg(&self.namespace)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs ctr with ARGS (any exit code), killed after a minute.
+    pub fn run<I, S>(&self, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        output_within(self.cmd(args), TIMEOUT)
+    }
+
+    /// Runs ctr and fails unless it exits 0; returns stdout.
+    pub fn ok<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let out = self.run(&args)?;
+        if !out.status.success() {
+            bail!(
+                "ctr {:?} failed ({}): {}\nskiff calls:\n{}",
+                args,
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.calls()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Imports the busybox OCI archive as IMAGE_REF and returns that name.
+    pub fn import_busybox(&self) -> Result<&'static str> {
+        let archive = busybox_archive()?;
+        // The archive names its image in the index; --base-name keeps that name
+        // (without it ctr prefixes an import-DATE name).
+        let base = IMAGE_REF.rsplit_once(':').map_or(IMAGE_REF, |(b, _)| b);
+        let mut args: Vec<OsString> = ["images", "import", "--base-name", base]
+            .map(OsString::from)
+            .into();
+        args.push(archive.into_os_string());
+        self.ok(&args).context("ctr images import")?;
+        let names = self.ok(["images", "ls", "--quiet"])?;
+        if !names.lines().any(|l| l == IMAGE_REF) {
+            bail!("imported images are {names:?}, not {IMAGE_REF}");
+        }
+        Ok(IMAGE_REF)
+    }
+
+    /// The flags that make `ctr run` use skiff through the runc v2 shim,
+    /// with its state, FIFOs and cgroups private to this containerd.
+    pub fn run_flags(&self, id: &str) -> Vec<OsString> {
+        let dir = self.tmp.path();
+        vec![
+            "--runc-binary".into(),
+            dir.join("bin/skiff").into(),
+            "--runc-root".into(),
+            dir.join("runc").into(),
+            "--fifo-dir".into(),
+            dir.join("fifo").into(),
+            "--cgroup".into(),
+            format!("/{}/{id}", self.namespace).into(),
+        ]
+    }
+
+    /// `ctr run RUN_FLAGS ARGS...` where ARGS are ctr run's own: the flags
+    /// from `run_flags` go first.
+    pub fn ctr_run(&self, id: &str, args: &[&str]) -> Result<Output> {
+        let mut all: Vec<OsString> = vec!["run".into()];
+        all.extend(self.run_flags(id));
+        all.extend(args.iter().map(OsString::from));
+        self.run(all)
+    }
+
+    /// The status column of `ctr task ls` for `id` (RUNNING, STOPPED, ...).
+    pub fn task_status(&self, id: &str) -> Result<Option<String>> {
+        let out = self.ok(["task", "ls"])?;
+        Ok(out.lines().skip(1).find_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.first() == Some(&id)).then(|| cols.last().unwrap_or(&"").to_string())
+        }))
+    }
+
+    /// The pid column of `ctr task ls` for `id`.
+    pub fn task_pid(&self, id: &str) -> Result<String> {
+        let out = self.ok(["task", "ls"])?;
+        out.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|cols| cols.first() == Some(&id))
+            .and_then(|cols| cols.get(1).map(|p| p.to_string()))
+            .with_context(|| format!("task {id} is not in {out:?}"))
+    }
+
+    /// Polls until task `id` has `status`, up to 10 s.
+    pub fn wait_task(&self, id: &str, status: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.task_status(id)?;
+            if now.as_deref() == Some(status) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("task {id} is {now:?}, expected {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// skiff's state root for this namespace (runc root/NAMESPACE, as the shim passes it).
+    pub fn skiff_root(&self) -> PathBuf {
+        self.tmp.path().join("runc").join(&self.namespace)
+    }
+
+    /// What the containers left behind: tasks, containers, skiff state,
+    /// container cgroups, rootfs mounts and shims still running.
+    pub fn leftovers(&self) -> Result<Vec<String>> {
+        let mut left = Vec::new();
+        for kind in ["tasks", "containers"] {
+            for id in self.ok([kind, "ls", "--quiet"])?.lines() {
+                left.push(format!("{kind} {id}"));
+            }
+        }
+        if let Ok(entries) = fs::read_dir(self.skiff_root()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.starts_with(':') {
+                    left.push(format!("skiff state {name}"));
+                }
+            }
+        }
+        for dir in cgroup_dirs_at(&self.namespace) {
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    left.push(e.path().display().to_string());
+                }
+            }
+        }
+        left.extend(mounts_under(&self.tmp.path().join("state")));
+        left.extend(self.shims().iter().map(|p| format!("shim pid {p}")));
+        Ok(left)
+    }
+
+    /// Fails when `leftovers` finds anything.
+    pub fn assert_clean(&self) -> Result<()> {
+        let left = self.leftovers()?;
+        if !left.is_empty() {
+            bail!("containerd containers left behind: {left:?}");
+        }
+        Ok(())
+    }
+
+    /// Pids of the shims this containerd started: they outlive it by design.
+    fn shims(&self) -> Vec<i32> {
+        let sock = self.socket.to_string_lossy().into_owned();
+        let Ok(procs) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<String> = cmdline
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                args.first().is_some_and(|a| a.contains("containerd-shim")) && args.contains(&sock)
+            })
+            .collect()
+    }
+
+    /// Kills every process in this namespace's cgroups (the containers).
+    fn kill_containers(&self) {
+        for dir in cgroup_dirs_at(&self.namespace) {
+            kill_cgroup_tree(&dir);
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.kill_containers();
+        let shims = self.shims();
+        let sockets: Vec<PathBuf> = shims.iter().flat_map(|p| unix_sockets_of(*p)).collect();
+        for pid in &shims {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        if let Some(mut d) = self.daemon.take() {
+            let _ = kill(Pid::from_raw(d.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(d.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        // Shims are not our children: wait for them to be gone from /proc.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while shims.iter().any(|p| crate::pid_alive(*p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // A killed shim leaves its socket under /run/containerd/s.
+        for s in sockets {
+            let _ = fs::remove_file(s);
+        }
+        unmount_all(self.tmp.path());
+        for dir in cgroup_dirs_at(&self.namespace) {
+            kill_cgroup_tree(&dir);
+        }
+    }
+}
+
+/// Filesystem paths of the unix sockets process `pid` holds.
+fn unix_sockets_of(pid: i32) -> Vec<PathBuf> {
+    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let target = fs::read_link(e.path()).ok()?;
+            let t = target.to_string_lossy();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    // /proc/net/unix: Num RefCount Protocol Flags Type St Inode Path
+    fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let path = cols.get(7)?;
+            (inodes.iter().any(|i| Some(&i.as_str()) == cols.get(6))
+                && path.starts_with(SHIM_SOCKETS))
+            .then(|| PathBuf::from(path))
+        })
+        .collect()
+}
