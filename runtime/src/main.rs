@@ -1,6 +1,7 @@
 //! `skiff`: a runc-compatible OCI runtime built on youki's libcontainer.
 
 mod cgroup_mounts;
+mod cgroupfs;
 mod cli;
 mod commands;
 mod container;
@@ -10,8 +11,11 @@ mod executor;
 mod exe_guard;
 mod lock;
 mod logging;
+mod oom_watch;
 mod signals;
 mod spec_fixups;
+mod stats;
+mod units;
 
 use clap::Parser;
 
