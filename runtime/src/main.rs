@@ -9,6 +9,7 @@ mod copyup;
 mod error;
 mod executor;
 mod exe_guard;
+mod foreground;
 mod lock;
 mod logging;
 mod oom_watch;

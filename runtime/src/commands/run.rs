@@ -4,17 +4,14 @@
 //! container starts and children are reaped with WNOHANG before every wait, so
 //! an exit that happens at once is never missed.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use clap::Args;
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
+use nix::sys::signal::SigmaskHow;
 
 use crate::cli::GlobalOpts;
 use crate::commands::{create, delete, start};
 use crate::container;
+use crate::foreground;
 use crate::lock::ContainerLock;
 
 #[derive(Args, Debug)]
@@ -31,20 +28,6 @@ pub struct Run {
     pub keep: bool,
 }
 
-/// Signals skiff takes from its caller and passes on to the container.
-const FORWARDED: &[Signal] = &[
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGALRM,
-    Signal::SIGCONT,
-    Signal::SIGWINCH,
-    Signal::SIGPIPE,
-];
-
 impl Run {
     pub fn exec(self, g: &GlobalOpts) -> Result<i32> {
         let id = self.create.id.clone();
@@ -57,11 +40,7 @@ impl Run {
         let lock = ContainerLock::acquire(&g.root, &id)?;
         let mut c = create::create_locked(g, &self.create, self.detach)?;
 
-        let mut set = SigSet::empty();
-        set.add(Signal::SIGCHLD);
-        for s in FORWARDED {
-            set.add(*s);
-        }
+        let set = foreground::signal_set();
         if !self.detach {
             set.thread_block().context("blocking signals")?;
         }
@@ -76,7 +55,7 @@ impl Run {
             return Ok(0);
         }
 
-        let code = wait_forwarding(init, &set);
+        let code = foreground::wait_forwarding(init, &set);
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
         if !self.keep {
             let lock = ContainerLock::acquire(&g.root, &id)?;
@@ -87,41 +66,4 @@ impl Run {
         }
         Ok(code)
     }
-}
-
-/// Waits for `init` to exit, forwarding every other signal to it.
-fn wait_forwarding(init: Pid, set: &SigSet) -> i32 {
-    loop {
-        // Reap everything that has exited: init, and orphans reparented to us.
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == init => return code,
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return 128 + sig as i32,
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
-            }
-        }
-        match wait_signal(set, Duration::from_millis(200)) {
-            Some(Signal::SIGCHLD) | None => {}
-            Some(sig) => {
-                let _ = kill(init, sig);
-            }
-        }
-    }
-}
-
-/// sigtimedwait: the timeout is a second line of defence; SIGCHLD is blocked
-/// before the container starts, so it is never lost.
-fn wait_signal(set: &SigSet, timeout: Duration) -> Option<Signal> {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    let raw: &libc::sigset_t = set.as_ref();
-    // SAFETY: `raw` and `ts` are valid for the call; a null siginfo pointer is allowed.
-    let n = unsafe { libc::sigtimedwait(raw, std::ptr::null_mut(), &ts) };
-    if n <= 0 {
-        return None;
-    }
-    Signal::try_from(n).ok()
 }
