@@ -101,8 +101,12 @@ fn exit_codes_pass_through() -> Result<()> {
         code == 7 && out == "out\n",
         "exit {code}, stdout {out:?}, stderr {err:?}"
     );
-    let (code, _, err) = exec(&env, &[&id, "true"])?;
-    ensure!(code == 0, "true: exit {code}, stderr {err:?}");
+    let (code, out, err) = exec(&env, &[&id, "grep", "SigBlk", "/proc/self/status"])?;
+    ensure!(code == 0, "exit {code}, stderr {err:?}");
+    ensure!(
+        out == "SigBlk:\t0000000000000000\n",
+        "skiff's blocked signals leaked: {out:?}"
+    );
     let (code, _, err) = exec(&env, &[&id, "sh", "-c", "kill -KILL $$"])?;
     ensure!(
         code == 128 + 9,
@@ -569,5 +573,104 @@ fn relative_paths_are_taken_from_the_callers_cwd() -> Result<()> {
         pid.trim().parse::<i32>().is_ok_and(|p| p > 0),
         "pid file holds {pid:?}"
     );
+    Ok(())
+}
+
+#[test]
+fn foreground_tty_is_relayed() -> Result<()> {
+    let env = Env::new(SLEEP)?;
+    let _g = env.guard();
+    let id = running(&env, "fgtty")?;
+
+    // Without a terminal of our own: output comes through the pty (\r\n).
+    let (code, out, err) = exec(&env, &["-t", &id, "sh", "-c", "tty; echo $((2+3)); exit 4"])?;
+    ensure!(code == 4, "exit {code}, stderr {err:?}");
+    ensure!(
+        out.starts_with("/dev/pts/") && out.ends_with("\r\n5\r\n"),
+        "{out:?}"
+    );
+
+    // On a terminal: its size goes to the pty, and its mode is restored after.
+    let size = nix::pty::Winsize {
+        ws_row: 33,
+        ws_col: 111,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None)?;
+    let before = nix::sys::termios::tcgetattr(&pty.slave)?;
+    let slave = fs::File::from(pty.slave);
+    let mut c = env.cmd(["exec", "-t", &id, "stty", "size"]);
+    c.stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave.try_clone()?);
+    let status = c.status()?;
+    let after = nix::sys::termios::tcgetattr(&slave)?;
+    drop(slave);
+    nix::fcntl::fcntl(
+        pty.master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    let seen = read_until(&mut fs::File::from(pty.master), "33 111")?;
+    ensure!(status.code() == Some(0), "{status}: {seen:?}");
+    ensure!(seen.contains("33 111"), "stty size said {seen:?}");
+    ensure!(
+        after.local_flags == before.local_flags && after.input_flags == before.input_flags,
+        "terminal mode not restored"
+    );
+    ensure!(
+        tenant_leftovers(&env, &id)?.is_empty(),
+        "{:?}",
+        tenant_leftovers(&env, &id)?
+    );
+    let left: Vec<_> = fs::read_dir(env.root.join(&id))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("console"))
+        .collect();
+    ensure!(left.is_empty(), "console socket left: {left:?}");
+    Ok(())
+}
+
+#[test]
+fn seccomp_filter_applies_to_exec() -> Result<()> {
+    let env = Env::new(SLEEP)?;
+    let _g = env.guard();
+    env.edit_spec(|s| {
+        s["root"]["readonly"] = json!(false);
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    })?;
+    for nnp in [true, false] {
+        env.edit_spec(|s| s["process"]["noNewPrivileges"] = json!(nnp))?;
+        let id = running(&env, &format!("seccomp{nnp}"))?;
+        let init = env.pid(&id)?;
+        let init_status = fs::read_to_string(format!("/proc/{init}/status"))?;
+        let field = |status: &str, name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let script =
+            "grep -E '^(Seccomp|CapEff|CapPrm|NoNewPrivs):' /proc/self/status; mkdir /tmp/d";
+        let (code, out, err) = exec(&env, &[&id, "sh", "-c", script])?;
+        ensure!(
+            code == 1 && err.contains("Operation not permitted"),
+            "nnp {nnp}: mkdir allowed: {code} {err}"
+        );
+        ensure!(
+            field(&out, "Seccomp:") == "2",
+            "nnp {nnp}: no filter: {out}"
+        );
+        for name in ["CapEff:", "CapPrm:", "NoNewPrivs:"] {
+            ensure!(
+                field(&out, name) == field(&init_status, name),
+                "nnp {nnp}: {name} differs from init's: {out}"
+            );
+        }
+    }
     Ok(())
 }

@@ -8,6 +8,8 @@
 //! missed. A process forked while they are blocked would inherit the mask
 //! through execve; `Unblocked` clears it just before the exec.
 
+pub mod console;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -46,6 +48,12 @@ pub fn signal_set() -> SigSet {
 /// Waits for `pid` to exit, forwarding every other signal in `set` to it.
 /// Returns its exit code, or 128+N when it was killed by signal N.
 pub fn wait_forwarding(pid: Pid, set: &SigSet) -> i32 {
+    wait_forwarding_with(pid, set, |_| false)
+}
+
+/// `wait_forwarding`, where `handle` sees each signal first and keeps it
+/// from the process by returning true.
+pub fn wait_forwarding_with(pid: Pid, set: &SigSet, mut handle: impl FnMut(Signal) -> bool) -> i32 {
     loop {
         // Reap everything that has exited: the process, and orphans reparented to us.
         loop {
@@ -58,6 +66,7 @@ pub fn wait_forwarding(pid: Pid, set: &SigSet) -> i32 {
         }
         match wait_signal(set, Duration::from_millis(200)) {
             Some(Signal::SIGCHLD) | None => {}
+            Some(sig) if handle(sig) => {}
             Some(sig) => {
                 let _ = kill(pid, sig);
             }

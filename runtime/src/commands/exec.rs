@@ -23,15 +23,19 @@ use libcontainer::container::ContainerStatus;
 use libcontainer::oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
-use nix::sys::signal::SigmaskHow;
+use nix::sys::signal::{kill, SigmaskHow, Signal};
+use nix::unistd::Pid;
 
 use crate::cli::GlobalOpts;
 use crate::commands::create::explain;
 use crate::container;
 use crate::executor::SkiffExecutor;
+use crate::foreground::console::{ConsoleSocket, Copying, Pty};
 use crate::foreground::{self, Unblocked};
 use crate::lock::ContainerLock;
 use crate::spec_fixups;
+
+mod seccomp;
 
 /// Exit code of `exec` when skiff itself fails (runc's).
 const EXEC_FAILED: i32 = 255;
@@ -145,12 +149,14 @@ impl Exec {
             bail!("--preserve-fds must not be negative");
         }
         let sub_cgroup = sub_cgroup(&self.cgroup)?;
-        let console_socket = self
-            .console_socket
-            .as_deref()
-            .map(std::path::absolute)
-            .transpose()
-            .context("--console-socket")?;
+        let absolute = |p: &Option<PathBuf>, flag: &str| {
+            p.as_deref()
+                .map(std::path::absolute)
+                .transpose()
+                .with_context(|| flag.to_owned())
+        };
+        let console_socket = absolute(&self.console_socket, "--console-socket")?;
+        let pid_file = absolute(&self.pid_file, "--pid-file")?;
         let from_file = match &self.process {
             Some(path) => Some(read_process_file(path)?),
             None => None,
@@ -182,30 +188,44 @@ impl Exec {
                 bail!("cannot exec in a container that is still being created")
             }
         }
-        let process = match from_file {
+        let spec = spec_fixups::load(c.bundle())?.spec;
+        let mut process = match from_file {
             Some(p) => p,
-            None => {
-                let spec = spec_fixups::load(c.bundle())?.spec;
-                let base = spec.process().clone().unwrap_or_default();
-                self.apply_flags(base)?
-            }
+            None => self.apply_flags(spec.process().clone().unwrap_or_default())?,
         };
+        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+        if let Some(filter) = &seccomp {
+            seccomp::prepare(&mut process, filter)?;
+        }
         let terminal = process.terminal().unwrap_or(false);
         check_console(terminal, self.detach, console_socket.is_some())?;
 
+        let state_dir = container::dir(&g.root, &self.id);
+        // A foreground tty: skiff takes the pty master itself and relays it.
+        let relay = if terminal && !self.detach {
+            Some(ConsoleSocket::bind(&state_dir)?)
+        } else {
+            None
+        };
+        let socket = relay
+            .as_ref()
+            .map(|r| r.path().to_path_buf())
+            .or(console_socket);
         let process_file = process_memfd(&process)?;
         let process_path = PathBuf::from(format!("/proc/self/fd/{}", process_file.as_raw_fd()));
-        let state_dir = container::dir(&g.root, &self.id);
         let before = tenant_files(&state_dir);
         let built = ContainerBuilder::new(self.id.clone(), SyscallType::default())
-            .with_executor(Unblocked(SkiffExecutor))
+            .with_executor(Unblocked(seccomp::Filtered {
+                inner: SkiffExecutor,
+                seccomp,
+            }))
             .with_root_path(&g.root)?
-            .with_pid_file(self.pid_file.as_ref())?
-            .with_console_socket(console_socket.as_ref())
+            .with_console_socket(socket.as_ref())
             .with_preserved_fds(self.preserve_fds)
             .as_tenant()
             .with_process(Some(&process_path))
-            .with_detach(self.detach)
+            // libcontainer only checks with it that a tty has a console socket.
+            .with_detach(self.detach || relay.is_some())
             .with_ignore_paused(self.ignore_paused)
             .with_sub_cgroup(sub_cgroup)
             .with_process_label(self.process_label.clone())
@@ -218,11 +238,41 @@ impl Exec {
         drop(process_file);
         let pid = built?;
         drop(lock);
+        let started = || -> Result<Option<(Pty, Copying)>> {
+            if let Some(path) = &pid_file {
+                write_pid_file(path, pid)?;
+            }
+            relay
+                .map(|r| {
+                    let mut pty = r.receive()?;
+                    let copying = pty.start()?;
+                    Ok((pty, copying))
+                })
+                .transpose()
+        };
+        let mut pty = match started() {
+            Ok(pty) => pty,
+            Err(err) => {
+                // Nobody would know of the process, or could talk to it.
+                let _ = kill(pid, Signal::SIGKILL);
+                return Err(err);
+            }
+        };
         if self.detach {
             return Ok(0);
         }
 
-        let code = foreground::wait_forwarding(pid, &set);
+        let code = foreground::wait_forwarding_with(pid, &set, |sig| match &pty {
+            Some((p, _)) if sig == Signal::SIGWINCH => {
+                p.resize();
+                true
+            }
+            _ => false,
+        });
+        if let Some((p, copying)) = pty.take() {
+            copying.finish();
+            drop(p);
+        }
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
         Ok(code)
     }
@@ -315,9 +365,6 @@ fn check_console(terminal: bool, detach: bool, has_socket: bool) -> Result<()> {
     }
     if (!detach || !terminal) && has_socket {
         bail!("cannot use console socket if skiff will not detach or allocate tty");
-    }
-    if terminal && !detach {
-        bail!("a foreground tty is not supported: use --tty --detach --console-socket PATH");
     }
     Ok(())
 }
@@ -417,6 +464,19 @@ fn process_memfd(p: &Process) -> Result<File> {
     Ok(file)
 }
 
+/// Writes the pid as runc does: to a temporary file beside `path`, renamed
+/// over it, so a reader never sees a partial pid.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&tmp, pid.to_string())
+        .and_then(|()| fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write pid file {}", path.display()))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+}
+
 fn tenant_files(dir: &Path) -> HashSet<OsString> {
     fs::read_dir(dir)
         .map(|entries| {
@@ -472,6 +532,7 @@ mod tests {
         assert!(check_console(true, true, false).is_err());
         assert!(check_console(false, true, true).is_err());
         assert!(check_console(true, false, true).is_err());
+        assert!(check_console(true, false, false).is_ok());
     }
 
     #[test]
