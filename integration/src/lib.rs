@@ -147,12 +147,17 @@ impl Env {
     }
 
     pub fn write_spec(&self, spec: &Value) -> Result<()> {
-        fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(spec)?)?;
+        fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(spec)?,
+        )?;
         Ok(())
     }
 
     pub fn spec(&self) -> Result<Value> {
-        Ok(serde_json::from_slice(&fs::read(self.bundle.join("config.json"))?)?)
+        Ok(serde_json::from_slice(&fs::read(
+            self.bundle.join("config.json"),
+        )?)?)
     }
 
     /// Changes the spec with `f`.
@@ -212,10 +217,18 @@ impl Env {
     /// `create --bundle BUNDLE ID`, tracked for cleanup.
     pub fn create(&self, id: &str) -> Result<()> {
         self.track(id);
-        self.ok(["create", "--bundle"].map(OsStr::new).into_iter().chain([
-            self.bundle.as_os_str(),
-            OsStr::new(id),
-        ]))?;
+        let mut c = self.cmd(["create", "--bundle"]);
+        c.arg(&self.bundle).arg(id);
+        // Not `ok`: the container's init inherits create's stdio, and a pipe
+        // it holds open would make `output()` wait for as long as it lives.
+        let out = output_within(c, std::time::Duration::from_secs(30))?;
+        if !out.status.success() {
+            bail!(
+                "skiff create {id} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         Ok(())
     }
 
@@ -225,7 +238,10 @@ impl Env {
     }
 
     pub fn status(&self, id: &str) -> Result<String> {
-        Ok(self.state(id)?["status"].as_str().unwrap_or_default().to_owned())
+        Ok(self.state(id)?["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// Polls `state` until the status is `want` (up to 10 s).
@@ -255,7 +271,327 @@ impl Drop for Env {
 
 /// True when the host mounts cgroup v1 controllers at /sys/fs/cgroup/NAME.
 pub fn cgroup_v1(controller: &str) -> bool {
-    Path::new("/sys/fs/cgroup").join(controller).join("tasks").exists()
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("tasks")
+        .exists()
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the runtime's core lifecycle tests: unique names, foreground
+// runs with a deadline, and checks (and cleanup) of what a container leaves
+// behind in the state root, cgroupfs and the mount table.
+
+/// Where cgroup hierarchies are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+impl Env {
+    /// A string unique to this Env (the random part of its temp dir). Test ids
+    /// and cgroup paths carry it, so parallel tests never share a cgroup.
+    pub fn tag(&self) -> String {
+        let name = self.tmp.path().file_name().unwrap_or_default();
+        let name = name.to_string_lossy();
+        name.trim_start_matches("skiff-it-").to_owned()
+    }
+
+    /// A container id unique to this test.
+    pub fn uid(&self, name: &str) -> String {
+        format!("{name}-{}", self.tag())
+    }
+
+    /// A linux.cgroupsPath unique to this test (one level below the root).
+    pub fn cgroups_path(&self, name: &str) -> String {
+        format!("/skiff-it-{}-{name}", self.tag())
+    }
+
+    /// Replaces process.args.
+    pub fn set_args(&self, args: &[&str]) -> Result<()> {
+        self.edit_spec(|s| s["process"]["args"] = json!(args))
+    }
+
+    /// `run [EXTRA...] --bundle BUNDLE ID` in the foreground; fails when it
+    /// does not end within `timeout` (the container is then force-deleted).
+    pub fn run_fg(&self, id: &str, extra: &[&str], timeout: std::time::Duration) -> Result<Output> {
+        self.track(id);
+        let mut c = self.cmd(["run"]);
+        c.args(extra).arg("--bundle").arg(&self.bundle).arg(id);
+        output_within(c, timeout).with_context(|| format!("skiff run {id}"))
+    }
+
+    /// `run` with a 30 s deadline; stdout when it exits with `code`.
+    pub fn run_code(&self, id: &str, code: i32) -> Result<String> {
+        let out = self.run_fg(id, &[], std::time::Duration::from_secs(30))?;
+        if out.status.code() != Some(code) {
+            bail!(
+                "skiff run {id}: exit {:?}, expected {code}; stdout {:?}, stderr {:?}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `run --detach`, tracked for cleanup.
+    pub fn run_detached(&self, id: &str) -> Result<()> {
+        self.track(id);
+        let mut c = self.cmd(["run", "--detach", "--bundle"]);
+        c.arg(&self.bundle).arg(id);
+        let out = output_within(c, std::time::Duration::from_secs(30))?;
+        if !out.status.success() {
+            bail!(
+                "skiff run --detach {id} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs skiff with ARGS and fails unless it exits non-zero; returns stderr.
+    pub fn fails<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let out = self.skiff(&args)?;
+        if out.status.success() {
+            bail!(
+                "skiff {:?} succeeded but should have failed; stdout {:?}",
+                args,
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// The pid in `state ID`.
+    pub fn pid(&self, id: &str) -> Result<i32> {
+        let pid = self.state(id)?["pid"].as_i64().unwrap_or(0);
+        if pid <= 0 {
+            bail!("container {id} has no pid");
+        }
+        Ok(i32::try_from(pid)?)
+    }
+
+    /// Reads a file inside a running container through /proc/PID/root.
+    pub fn read_in(&self, id: &str, path: &str) -> Result<String> {
+        let p = format!(
+            "/proc/{}/root/{}",
+            self.pid(id)?,
+            path.trim_start_matches('/')
+        );
+        fs::read_to_string(&p).with_context(|| format!("reading {p}"))
+    }
+
+    /// Everything container `id` left behind: its state dir, lock file and
+    /// private bundle under the root, cgroup dirs named after it or under
+    /// `cgroups_path`, and mounts under this Env's temp dir.
+    pub fn leftovers(&self, id: &str, cgroups_path: Option<&str>) -> Vec<String> {
+        let mut left = Vec::new();
+        for p in [
+            self.root.join(id),
+            self.root.join(":locks").join(id),
+            self.root.join(":bundles").join(id),
+        ] {
+            if p.exists() {
+                left.push(p.display().to_string());
+            }
+        }
+        left.extend(
+            cgroup_dirs_named(id)
+                .iter()
+                .map(|p| p.display().to_string()),
+        );
+        if let Some(cp) = cgroups_path {
+            left.extend(cgroup_dirs_at(cp).iter().map(|p| p.display().to_string()));
+        }
+        left.extend(mounts_under(self.tmp.path()));
+        left
+    }
+
+    /// Fails when `leftovers` finds anything.
+    pub fn assert_clean(&self, id: &str, cgroups_path: Option<&str>) -> Result<()> {
+        let left = self.leftovers(id, cgroups_path);
+        if !left.is_empty() {
+            bail!("container {id} left behind: {left:?}");
+        }
+        Ok(())
+    }
+
+    /// A guard that, when dropped, kills and removes every cgroup carrying this
+    /// Env's tag and unmounts whatever is mounted under its temp dir. Bind it
+    /// after the Env so it runs first, before the temp dir is removed.
+    pub fn guard(&self) -> Guard {
+        Guard {
+            tag: self.tag(),
+            tmp: self.tmp.path().to_path_buf(),
+        }
+    }
+}
+
+/// Runs `c` to completion and returns its output; kills it after `timeout`.
+/// Output goes through temp files, not pipes: a detached container inherits
+/// skiff's stdout and stderr and would hold a pipe open for as long as it lives.
+pub fn output_within(mut c: Command, timeout: std::time::Duration) -> Result<Output> {
+    let out = tempfile::tempfile()?;
+    let err = tempfile::tempfile()?;
+    c.stdout(out.try_clone()?).stderr(err.try_clone()?);
+    let mut child = c.spawn().context("cannot spawn")?;
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("still running after {timeout:?} (killed)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let read = |mut f: fs::File| -> Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        f.rewind()?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        Ok(buf)
+    };
+    Ok(Output {
+        status,
+        stdout: read(out)?,
+        stderr: read(err)?,
+    })
+}
+
+/// The cgroup hierarchies: each v1 controller mount, or the v2 root.
+pub fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let root = Path::new(CGROUP_ROOT);
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.to_path_buf()];
+    }
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("cgroup.procs").exists() && !p.is_symlink())
+        .collect()
+}
+
+/// Existing directories for cgroup path `rel` in every hierarchy.
+pub fn cgroup_dirs_at(rel: &str) -> Vec<PathBuf> {
+    cgroup_hierarchies()
+        .into_iter()
+        .map(|h| h.join(rel.trim_start_matches('/')))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// Cgroup directories (down to three levels) whose name contains `needle`.
+pub fn cgroup_dirs_named(needle: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, needle: &str, depth: u32, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let p = e.path();
+            if e.file_name().to_string_lossy().contains(needle) {
+                found.push(p);
+            } else if depth > 1 {
+                walk(&p, needle, depth - 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for h in cgroup_hierarchies() {
+        walk(&h, needle, 3, &mut found);
+    }
+    found
+}
+
+/// Mount points (from /proc/self/mountinfo) at or below `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == prefix || m.starts_with(&format!("{prefix}/")))
+        .map(|m| format!("mount {m}"))
+        .collect()
+}
+
+/// Whether `pid` is a live process (zombies count as gone).
+pub fn pid_alive(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z') | Some('X') | None)
+}
+
+/// Polls `cond` every 10 ms until it holds or `secs` pass.
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        if std::time::Instant::now() > deadline {
+            bail!("timed out after {secs} s waiting for {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// See `Env::guard`.
+pub struct Guard {
+    tag: String,
+    tmp: PathBuf,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for dir in cgroup_dirs_named(&self.tag) {
+            remove_cgroup_tree(&dir);
+        }
+        for m in mounts_under(&self.tmp).iter().rev() {
+            let path = m.trim_start_matches("mount ");
+            let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Kills every process in `dir` (a cgroup) and its children, then removes them.
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = fs::write(dir.join("freezer.state"), "THAWED");
+    let _ = fs::write(dir.join("cgroup.freeze"), "0");
+    for _ in 0..200 {
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 pub mod cleanup;

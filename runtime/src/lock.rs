@@ -2,6 +2,10 @@
 //! exclusive flock on `<root>/:locks/<id>`, so concurrent commands on one
 //! container are serialised. ':' cannot appear in a container id, so the lock
 //! directory never collides with a container's state directory.
+//!
+//! A lock file lives as long as its container: one taken for an id that has no
+//! state directory when the command ends (an unknown id, a failed create) is
+//! removed again, so such commands leave nothing behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -14,8 +18,9 @@ pub const LOCK_DIR: &str = ":locks";
 
 /// Held for the life of a command; dropping it releases the lock.
 pub struct ContainerLock {
-    _file: Flock<File>,
+    file: Flock<File>,
     path: PathBuf,
+    state_dir: PathBuf,
 }
 
 impl ContainerLock {
@@ -42,8 +47,9 @@ impl ContainerLock {
             match fs::metadata(&path) {
                 Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
                     return Ok(Self {
-                        _file: locked,
+                        file: locked,
                         path,
+                        state_dir: crate::container::dir(root, id),
                     })
                 }
                 _ => continue,
@@ -52,7 +58,23 @@ impl ContainerLock {
     }
 
     /// Removes the lock file while still holding it (after a container is deleted).
+    /// Only our own file: once unlinked, the path may name a newer lock that
+    /// another command holds.
     pub fn remove(&self) {
-        let _ = fs::remove_file(&self.path);
+        let ours = match (self.file.metadata(), fs::metadata(&self.path)) {
+            (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+            _ => false,
+        };
+        if ours {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Drop for ContainerLock {
+    fn drop(&mut self) {
+        if !self.state_dir.exists() {
+            self.remove();
+        }
     }
 }
