@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{Mount, Spec};
 
 /// The newest runtime-spec version skiff accepts.
 const MAX_OCI_VERSION: (u64, u64, u64) = (1, 3, 0);
@@ -27,8 +27,8 @@ fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
 /// Loads and checks `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<LoadedSpec> {
     let path = bundle.join("config.json");
-    let text = fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut spec: Spec = serde_json::from_str(&text)
         .with_context(|| format!("{}: invalid config", path.display()))?;
 
@@ -74,10 +74,7 @@ pub fn load(bundle: &Path) -> Result<LoadedSpec> {
     // only when noNewPrivileges is absent; an explicit `false` makes it load the
     // filter after dropping capabilities, which the kernel refuses. Both mean
     // "do not set no_new_privs", so drop the explicit false.
-    let has_seccomp = spec
-        .linux()
-        .as_ref()
-        .is_some_and(|l| l.seccomp().is_some());
+    let has_seccomp = spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some());
     if has_seccomp && process.no_new_privileges() == Some(false) {
         if let Some(p) = spec.process_mut() {
             p.set_no_new_privileges(None);
@@ -86,6 +83,7 @@ pub fn load(bundle: &Path) -> Result<LoadedSpec> {
     }
     let copy_up = crate::copyup::take_from(&mut spec);
     needs_rewrite |= !copy_up.is_empty();
+    needs_rewrite |= fix_bind_sources(&mut spec, bundle, &path)?;
     if needs_rewrite {
         let abs = fs::canonicalize(&rootfs)
             .with_context(|| format!("cannot resolve {}", rootfs.display()))?;
@@ -98,6 +96,54 @@ pub fn load(bundle: &Path) -> Result<LoadedSpec> {
         needs_rewrite,
         copy_up,
     })
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+}
+
+/// Bind sources are host paths; runc reads a relative one from the bundle,
+/// libcontainer from its working directory, so make them absolute. A source
+/// that does not exist is named here: libcontainer would only report that
+/// preparing the rootfs failed. Returns whether the spec changed.
+fn fix_bind_sources(spec: &mut Spec, bundle: &Path, config: &Path) -> Result<bool> {
+    let mut changed = false;
+    let Some(mounts) = spec.mounts_mut().as_mut() else {
+        return Ok(false);
+    };
+    for (i, m) in mounts.iter_mut().enumerate() {
+        if !is_bind(m) {
+            continue;
+        }
+        let Some(src) = m.source().clone() else {
+            bail!(
+                "{}: mounts[{i}] ({}): a bind mount needs a source",
+                config.display(),
+                m.destination().display()
+            );
+        };
+        let abs = if src.is_absolute() {
+            src.clone()
+        } else {
+            bundle.join(&src)
+        };
+        if let Err(e) = fs::metadata(&abs) {
+            bail!(
+                "{}: mounts[{i}]: cannot bind {} to {}: {e}",
+                config.display(),
+                abs.display(),
+                m.destination().display()
+            );
+        }
+        if abs != src {
+            m.set_source(Some(abs));
+            changed = true;
+        }
+    }
+    Ok(changed)
 }
 
 /// Writes the rewritten spec into a private bundle dir libcontainer can load.

@@ -1,0 +1,265 @@
+//! Bad input: every failure is a clear error, a non-zero exit, and leaves
+//! nothing behind (no state dir, no lock file, no cgroup, no mount).
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use serde_json::json;
+use skiff_integration::{output_within, Env};
+
+/// `create` that must fail; returns stderr after checking nothing is left.
+fn create_fails(env: &Env, id: &str, cgroups_path: Option<&str>) -> Result<String> {
+    env.track(id);
+    let mut c = env.cmd(["create", "--bundle"]);
+    c.arg(&env.bundle).arg(id);
+    let out = output_within(c, Duration::from_secs(30))?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(!out.status.success(), "create {id} succeeded");
+    ensure!(
+        !err.trim().is_empty(),
+        "create {id} failed without a message"
+    );
+    env.assert_clean(id, cgroups_path)?;
+    Ok(err)
+}
+
+/// Like `create_fails` for a bundle whose spec gets a unique cgroupsPath.
+fn create_fails_cg(env: &Env, name: &str) -> Result<String> {
+    let cg = env.cgroups_path(name);
+    env.edit_spec(|s| s["linux"]["cgroupsPath"] = json!(cg))?;
+    create_fails(env, &env.uid(name), Some(&cg))
+}
+
+#[test]
+fn malformed_config_names_file_and_position() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    let config = env.bundle.join("config.json");
+    std::fs::write(
+        &config,
+        "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {,\n",
+    )?;
+    let err = create_fails(&env, &env.uid("syntax"), None)?;
+    ensure!(err.contains(&*config.to_string_lossy()), "{err}");
+    ensure!(err.contains("line 3"), "{err}");
+
+    // A field of the wrong type.
+    let mut spec = skiff_integration::default_spec(&["true"]);
+    spec["hostname"] = json!(5);
+    env.write_spec(&spec)?;
+    let err = create_fails(&env, &env.uid("type"), None)?;
+    ensure!(err.contains("config.json"), "{err}");
+    ensure!(err.contains("line") && err.contains("column"), "{err}");
+    ensure!(err.contains("invalid type"), "{err}");
+
+    // Not even JSON, and an empty file.
+    for text in ["not json", ""] {
+        std::fs::write(&config, text)?;
+        let err = create_fails(&env, &env.uid("garbage"), None)?;
+        ensure!(err.contains("config.json"), "{err}");
+    }
+    // `run` says the same.
+    let id = env.uid("run");
+    let out = env.run_fg(&id, &[], Duration::from_secs(30))?;
+    ensure!(!out.status.success());
+    ensure!(String::from_utf8_lossy(&out.stderr).contains("config.json"));
+    env.assert_clean(&id, None)
+}
+
+#[test]
+fn missing_bundle_rootfs_process_or_args() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    let id = env.uid("nobundle");
+    let out = env.skiff(["create", "--bundle", "/nonexistent/bundle", &id])?;
+    ensure!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(err.contains("/nonexistent/bundle"), "{err}");
+    env.assert_clean(&id, None)?;
+
+    env.edit_spec(|s| s["root"]["path"] = json!("no-such-rootfs"))?;
+    let err = create_fails(&env, &env.uid("norootfs"), None)?;
+    ensure!(err.contains("no-such-rootfs"), "{err}");
+
+    env.write_spec(&skiff_integration::default_spec(&[]))?;
+    let err = create_fails(&env, &env.uid("noargs"), None)?;
+    ensure!(err.contains("args"), "{err}");
+
+    env.edit_spec(|s| {
+        if let Some(o) = s.as_object_mut() {
+            o.remove("process");
+        }
+    })?;
+    let err = create_fails(&env, &env.uid("noproc"), None)?;
+    ensure!(err.contains("process"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn unsupported_oci_version() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    for v in ["1.4.0", "2.0.0", "0.9.0", "banana"] {
+        env.edit_spec(|s| s["ociVersion"] = json!(v))?;
+        let err = create_fails(&env, &env.uid("ver"), None)?;
+        ensure!(err.contains("ociVersion") && err.contains(v), "{v}: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn missing_executable_fails_create_and_cleans_up() -> Result<()> {
+    let env = Env::new(&["/no/such/program"])?;
+    let _g = env.guard();
+    let err = create_fails_cg(&env, "noexe")?;
+    ensure!(err.contains("/no/such/program"), "{err}");
+
+    env.set_args(&["no-such-program"])?;
+    let err = create_fails_cg(&env, "nopath")?;
+    ensure!(err.contains("no-such-program"), "{err}");
+
+    // A directory is not a program.
+    env.set_args(&["/etc"])?;
+    create_fails_cg(&env, "dir")?;
+
+    // `run` cleans up as well.
+    env.set_args(&["/no/such/program"])?;
+    let cg = env.cgroups_path("runnoexe");
+    env.edit_spec(|s| s["linux"]["cgroupsPath"] = json!(cg))?;
+    let id = env.uid("runnoexe");
+    let out = env.run_fg(&id, &[], Duration::from_secs(30))?;
+    ensure!(!out.status.success());
+    ensure!(String::from_utf8_lossy(&out.stderr).contains("/no/such/program"));
+    env.assert_clean(&id, Some(&cg))?;
+    let out = env.run_fg(&id, &["--detach"], Duration::from_secs(30))?;
+    ensure!(!out.status.success());
+    env.assert_clean(&id, Some(&cg))
+}
+
+#[test]
+fn failure_inside_container_setup_cleans_up() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    // The bind source does not exist: the container's init fails after the
+    // cgroup and state dir were made.
+    env.edit_spec(|s| {
+        if let Some(m) = s["mounts"].as_array_mut() {
+            m.push(json!({"destination": "/data", "type": "bind",
+                          "source": "/no/such/source", "options": ["rbind"]}));
+        }
+    })?;
+    let err = create_fails_cg(&env, "mnt")?;
+    ensure!(
+        err.contains("/no/such/source") || err.contains("mount"),
+        "{err}"
+    );
+
+    // An unusable cgroup value.
+    env.write_spec(&skiff_integration::default_spec(&["true"]))?;
+    env.edit_spec(|s| s["linux"]["resources"]["cpu"] = json!({"shares": 1, "cpus": "999999"}))?;
+    create_fails_cg(&env, "cpuset")?;
+    Ok(())
+}
+
+#[test]
+fn unknown_id_is_an_error_and_leaves_nothing() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    let id = env.uid("ghost");
+    for args in [
+        vec!["state", &id],
+        vec!["start", &id],
+        vec!["kill", &id],
+        vec!["kill", &id, "KILL"],
+        vec!["kill", "--all", &id, "KILL"],
+        vec!["delete", &id],
+        vec!["pause", &id],
+        vec!["resume", &id],
+    ] {
+        let err = env.fails(&args)?;
+        ensure!(err.contains("does not exist"), "{args:?}: {err}");
+        env.assert_clean(&id, None)?;
+    }
+    // runc: delete --force of an unknown id succeeds.
+    env.ok(["delete", "--force", &id])?;
+    env.assert_clean(&id, None)?;
+    ensure!(env.ok(["list", "-q"])?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn invalid_ids_are_refused() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    for bad in ["../escape", "a/b", "..", "with space", "a:b", ""] {
+        let out = env.skiff(["create", "--bundle", &env.bundle.to_string_lossy(), bad])?;
+        ensure!(!out.status.success(), "id {bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(err.contains("id"), "{bad:?}: {err}");
+        let err = env.fails(["state", bad])?;
+        ensure!(!err.is_empty());
+    }
+    ensure!(!env.tmp.path().join("escape").exists());
+    let entries: Vec<_> = match std::fs::read_dir(&env.root) {
+        Ok(d) => d.flatten().map(|e| e.file_name()).collect(),
+        Err(_) => Vec::new(),
+    };
+    ensure!(
+        entries.iter().all(|n| n == ":locks"),
+        "root holds {entries:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn duplicate_id_keeps_the_first_container() -> Result<()> {
+    let env = Env::new(&["sleep", "1000"])?;
+    let _g = env.guard();
+    let id = env.uid("dup");
+    env.create(&id)?;
+    let pid = env.pid(&id)?;
+    let mut c = env.cmd(["create", "--bundle"]);
+    c.arg(&env.bundle).arg(&id);
+    let out = output_within(c, Duration::from_secs(30))?;
+    ensure!(!out.status.success(), "second create succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(err.contains("exists"), "{err}");
+    ensure!(env.status(&id)? == "created");
+    ensure!(env.pid(&id)? == pid);
+    let out = env.run_fg(&id, &[], Duration::from_secs(30))?;
+    ensure!(!out.status.success(), "run with a taken id succeeded");
+    ensure!(env.status(&id)? == "created");
+    env.ok(["start", &id])?;
+    ensure!(env.status(&id)? == "running");
+    env.ok(["delete", "--force", &id])?;
+    env.assert_clean(&id, None)
+}
+
+#[test]
+fn bad_signals_are_refused() -> Result<()> {
+    let env = Env::new(&["sleep", "1000"])?;
+    let _g = env.guard();
+    let id = env.uid("badsig");
+    env.run_detached(&id)?;
+    for sig in ["NOPE", "SIGNOPE", "999", "0x9", ""] {
+        let err = env.fails(["kill", &id, sig])?;
+        ensure!(err.contains("signal"), "{sig:?}: {err}");
+        ensure!(env.status(&id)? == "running", "after kill {sig:?}");
+    }
+    env.ok(["delete", "--force", &id])?;
+    env.assert_clean(&id, None)
+}
+
+#[test]
+fn unknown_capability_is_a_clear_error() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    env.edit_spec(|s| {
+        s["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_NOPE"]);
+        s["process"]["capabilities"]["effective"] = json!(["CAP_KILL", "CAP_NOPE"]);
+    })?;
+    let err = create_fails_cg(&env, "cap")?;
+    ensure!(err.contains("CAP_NOPE"), "{err}");
+    ensure!(err.contains("config.json"), "{err}");
+    Ok(())
+}
