@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::oci_spec::runtime::Hook;
 use serde::{Deserialize, Serialize};
 
 /// skiff's own notes about a container, beside libcontainer's state.json.
@@ -110,6 +111,22 @@ pub fn oci_state(c: &Container) -> serde_json::Value {
         v["annotations"] = serde_json::json!(a);
     }
     v
+}
+
+/// Runs `hooks` one by one; a failing one is a warning and the rest still
+/// run. The runtime spec asks this of poststart and poststop hooks, while
+/// libcontainer stops at the first failure.
+pub fn run_hooks_warning(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &libcontainer::container::State,
+) {
+    for hook in hooks.into_iter().flatten() {
+        let one = vec![hook.clone()];
+        if let Err(e) = libcontainer::hooks::run_hooks(Some(&one), Some(state), None, None, None) {
+            tracing::warn!(target: "skiff", "{kind} hook {} failed: {e}", hook.path().display());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::sys::signal::{signal, SigHandler, Signal};
 
 #[derive(Clone, Default)]
 pub struct SkiffExecutor;
@@ -85,6 +86,10 @@ impl Executor for SkiffExecutor {
         let path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| ExecutorError::InvalidArg)?;
         let argv = cstrings(args).map_err(ExecutorError::Other)?;
+        // Rust's runtime ignores SIGPIPE and an ignored signal survives execve;
+        // the container's process must start with the default, as under runc.
+        // SAFETY: SIG_DFL installs no handler; this process is about to exec.
+        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
         let err = nix::unistd::execve(&path, &argv, &envp).err();
         Err(ExecutorError::Other(format!(
             "exec {:?}: {}",

@@ -72,19 +72,13 @@ pub fn destroy(c: &mut Container) -> Result<()> {
     }
     if let Some(cfg) = &config {
         if let Err(e) = remove_cgroup(c, &cfg.cgroup_path) {
-            errors.push(format!("removing cgroup {}: {e:#}", cfg.cgroup_path.display()));
+            errors.push(format!(
+                "removing cgroup {}: {e:#}",
+                cfg.cgroup_path.display()
+            ));
         }
-        if let Some(hooks) = cfg.hooks.as_ref() {
-            if let Err(e) = libcontainer::hooks::run_hooks(
-                hooks.poststop().as_ref(),
-                Some(&c.state),
-                None,
-                None,
-                None,
-            ) {
-                tracing::warn!(target: "skiff", "poststop hook failed: {e}");
-            }
-        }
+        let poststop = cfg.hooks.as_ref().and_then(|h| h.poststop().as_ref());
+        container::run_hooks_warning("poststop", poststop, &c.state);
     }
     if let Err(e) = std::fs::remove_dir_all(&c.root) {
         if e.kind() != std::io::ErrorKind::NotFound {

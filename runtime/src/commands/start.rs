@@ -1,10 +1,11 @@
 //! `skiff start`: run the user process of a created container. Poststart hooks
 //! run here; one that fails is a warning and the container keeps running.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use libcontainer::config::YoukiConfig;
 use libcontainer::container::{Container, ContainerStatus};
-use libcontainer::error::LibcontainerError;
+use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
 
 use crate::cli::GlobalOpts;
 use crate::commands::create::explain;
@@ -26,6 +27,9 @@ impl Start {
     }
 }
 
+/// Lets the created container's process run, then runs the poststart hooks.
+/// This is libcontainer's `start` except for the hooks: each failing one is a
+/// warning and the rest still run, as the runtime spec asks.
 pub fn start_loaded(c: &mut Container) -> Result<()> {
     match c.status() {
         ContainerStatus::Created => {}
@@ -35,12 +39,15 @@ pub fn start_loaded(c: &mut Container) -> Result<()> {
         }
         ContainerStatus::Creating => bail!("cannot start a container that is still being created"),
     }
-    match c.start() {
-        Ok(()) => Ok(()),
-        Err(LibcontainerError::Hook(e)) => {
-            tracing::warn!(target: "skiff", "poststart hook failed: {e}");
-            Ok(())
-        }
-        Err(e) => Err(explain(e)),
-    }
+    let config = YoukiConfig::load(&c.root)
+        .with_context(|| format!("cannot read the config of container {}", c.id()))?;
+    NotifySocket::new(c.root.join(NOTIFY_FILE))
+        .notify_container_start()
+        .with_context(|| format!("cannot start container {}", c.id()))?;
+    c.set_status(ContainerStatus::Running)
+        .save()
+        .map_err(explain)?;
+    let poststart = config.hooks.as_ref().and_then(|h| h.poststart().as_ref());
+    container::run_hooks_warning("poststart", poststart, &c.state);
+    Ok(())
 }
