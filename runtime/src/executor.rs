@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow};
 
 #[derive(Clone, Default)]
 pub struct SkiffExecutor;
@@ -65,6 +65,43 @@ fn cstrings(items: &[String]) -> Result<Vec<CString>, String> {
         .collect()
 }
 
+/// Ignored signals and the signal mask survive execve: Rust's runtime ignores
+/// SIGPIPE, and skiff's caller may ignore others. The container's process
+/// starts with every disposition at its default and nothing blocked, as
+/// under runc. The raw syscall reaches the signals glibc keeps for itself.
+fn reset_signals() {
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads a valid kernel_sigaction for a default
+        // disposition (no handler runs) and writes nothing (null old action).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
 impl Executor for SkiffExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let (args, _) = process_args(spec).map_err(ExecutorError::Other)?;
@@ -86,10 +123,7 @@ impl Executor for SkiffExecutor {
         let path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| ExecutorError::InvalidArg)?;
         let argv = cstrings(args).map_err(ExecutorError::Other)?;
-        // Rust's runtime ignores SIGPIPE and an ignored signal survives execve;
-        // the container's process must start with the default, as under runc.
-        // SAFETY: SIG_DFL installs no handler; this process is about to exec.
-        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+        reset_signals();
         let err = nix::unistd::execve(&path, &argv, &envp).err();
         Err(ExecutorError::Other(format!(
             "exec {:?}: {}",

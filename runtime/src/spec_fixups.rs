@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use libcontainer::oci_spec::runtime::{Mount, Spec};
+use libcontainer::oci_spec::runtime::{Capability, LinuxSeccomp, LinuxSeccompAction, Mount, Spec};
 
 /// The newest runtime-spec version skiff accepts.
 const MAX_OCI_VERSION: (u64, u64, u64) = (1, 3, 0);
@@ -69,18 +69,7 @@ pub fn load(bundle: &Path) -> Result<LoadedSpec> {
         bail!("{}: linux section is missing", path.display());
     }
 
-    let mut needs_rewrite = false;
-    // libcontainer installs the seccomp filter early (while still privileged)
-    // only when noNewPrivileges is absent; an explicit `false` makes it load the
-    // filter after dropping capabilities, which the kernel refuses. Both mean
-    // "do not set no_new_privs", so drop the explicit false.
-    let has_seccomp = spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some());
-    if has_seccomp && process.no_new_privileges() == Some(false) {
-        if let Some(p) = spec.process_mut() {
-            p.set_no_new_privileges(None);
-        }
-        needs_rewrite = true;
-    }
+    let mut needs_rewrite = fix_seccomp_timing(&mut spec);
     let copy_up = crate::copyup::take_from(&mut spec);
     needs_rewrite |= !copy_up.is_empty();
     needs_rewrite |= fix_bind_sources(&mut spec, bundle, &path)?;
@@ -96,6 +85,80 @@ pub fn load(bundle: &Path) -> Result<LoadedSpec> {
         needs_rewrite,
         copy_up,
     })
+}
+
+/// Syscalls libcontainer's init makes after installing the filter early:
+/// dropping capabilities, chdir to process.cwd, getcwd to check it.
+const INIT_SYSCALLS_AFTER_EARLY_SECCOMP: [&str; 5] =
+    ["capget", "capset", "prctl", "chdir", "getcwd"];
+
+/// Whether the profile may refuse `name` (any rule for it that does not
+/// allow, or a default that does not allow when no rule names it).
+fn refuses(seccomp: &LinuxSeccomp, name: &str) -> bool {
+    let allows = |a: LinuxSeccompAction| {
+        matches!(
+            a,
+            LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+        )
+    };
+    let rules: Vec<_> = seccomp
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|r| r.names().iter().any(|n| n == name))
+        .collect();
+    if rules.is_empty() {
+        return !allows(seccomp.default_action());
+    }
+    rules
+        .iter()
+        .any(|r| !allows(r.action()) || r.args().as_ref().is_some_and(|a| !a.is_empty()))
+}
+
+/// libcontainer installs the seccomp filter either early, while the init is
+/// still privileged (noNewPrivileges absent), or just before exec (present;
+/// without no_new_privs the kernel then wants CAP_SYS_ADMIN). Early, the rest
+/// of the init runs under the filter, and a profile refusing one of its
+/// syscalls (say getcwd) kills the container where runc's would run. Then
+/// skiff asks for the late way and keeps CAP_SYS_ADMIN in the init's
+/// effective and permitted sets only: execve computes the new sets from the
+/// bounding, inheritable and ambient ones, so the process never has it.
+/// Otherwise an explicit `false` (libcontainer would install late, without
+/// the capability) becomes absent: both mean "no no_new_privs".
+/// Returns whether the spec changed.
+fn fix_seccomp_timing(spec: &mut Spec) -> bool {
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) else {
+        return false;
+    };
+    let Some(process) = spec.process_mut() else {
+        return false;
+    };
+    if process.no_new_privileges() == Some(true) {
+        return false;
+    }
+    let early_breaks = INIT_SYSCALLS_AFTER_EARLY_SECCOMP
+        .iter()
+        .any(|n| refuses(&seccomp, n));
+    if !early_breaks {
+        if process.no_new_privileges().is_none() {
+            return false;
+        }
+        process.set_no_new_privileges(None);
+        return true;
+    }
+    process.set_no_new_privileges(Some(false));
+    if let Some(mut caps) = process.capabilities().clone() {
+        if let Some(mut e) = caps.effective().clone() {
+            e.insert(Capability::SysAdmin);
+            caps.set_effective(Some(e));
+        }
+        if let Some(mut p) = caps.permitted().clone() {
+            p.insert(Capability::SysAdmin);
+            caps.set_permitted(Some(p));
+        }
+        process.set_capabilities(Some(caps));
+    }
+    true
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -159,6 +222,24 @@ pub fn write_private_bundle(root: &Path, id: &str, spec: &Spec) -> Result<PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn profile(v: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(v).expect("valid profile")
+    }
+
+    #[test]
+    fn which_profiles_refuse_a_syscall() {
+        let allow_all = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}));
+        assert!(!refuses(&allow_all, "getcwd"));
+        let deny_getcwd = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}));
+        assert!(refuses(&deny_getcwd, "getcwd"));
+        assert!(!refuses(&deny_getcwd, "chdir"));
+        let allowlist = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["getcwd", "chdir"], "action": "SCMP_ACT_ALLOW"}]}));
+        assert!(!refuses(&allowlist, "getcwd"));
+        assert!(refuses(&allowlist, "capset"));
+    }
 
     #[test]
     fn versions() {
