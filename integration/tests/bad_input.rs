@@ -263,3 +263,21 @@ fn unknown_capability_is_a_clear_error() -> Result<()> {
     ensure!(err.contains("config.json"), "{err}");
     Ok(())
 }
+
+#[test]
+fn corrupt_state_is_an_error_and_force_delete_cleans_up() -> Result<()> {
+    let env = Env::new(&["sleep", "1000"])?;
+    let _g = env.guard();
+    let cg = env.cgroups_path("corrupt");
+    env.edit_spec(|s| s["linux"]["cgroupsPath"] = json!(cg))?;
+    let id = env.uid("corrupt");
+    env.run_detached(&id)?;
+    let pid = env.pid(&id)?;
+    std::fs::write(env.root.join(&id).join("state.json"), "{ broken")?;
+    let err = env.fails(["state", &id])?;
+    ensure!(err.contains(&id), "{err}");
+    env.fails(["delete", &id])?;
+    env.ok(["delete", "--force", &id])?;
+    ensure!(!skiff_integration::pid_alive(pid), "init survived");
+    env.assert_clean(&id, Some(&cg))
+}

@@ -401,3 +401,28 @@ fn oci_versions_and_options_after_the_id() -> Result<()> {
     );
     env.assert_clean(&id, None)
 }
+
+#[test]
+fn kill_a_created_container_and_pid_file() -> Result<()> {
+    let env = Env::new(SLEEP)?;
+    let _g = env.guard();
+    let id = env.uid("kc");
+    env.track(&id);
+    let pid_file = env.tmp.path().join("pid");
+    let mut c = env.cmd(["create", "--pid-file"]);
+    c.arg(&pid_file).arg("--bundle").arg(&env.bundle).arg(&id);
+    let out = output_within(c, Duration::from_secs(30))?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = env.pid(&id)?;
+    ensure!(std::fs::read_to_string(&pid_file)?.trim() == pid.to_string());
+    env.ok(["kill", &id, "KILL"])?;
+    env.wait_status(&id, "stopped")?;
+    let err = env.fails(["start", &id])?;
+    ensure!(err.contains("stopped"), "{err}");
+    env.ok(["delete", &id])?;
+    env.assert_clean(&id, None)
+}

@@ -209,9 +209,14 @@ fn fix_bind_sources(spec: &mut Spec, bundle: &Path, config: &Path) -> Result<boo
     Ok(changed)
 }
 
+/// Where a container's rewritten spec lives while it is being created.
+pub fn private_bundle_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(":bundles").join(id)
+}
+
 /// Writes the rewritten spec into a private bundle dir libcontainer can load.
 pub fn write_private_bundle(root: &Path, id: &str, spec: &Spec) -> Result<PathBuf> {
-    let dir = root.join(":bundles").join(id);
+    let dir = private_bundle_dir(root, id);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let text = serde_json::to_vec(spec)?;
     fs::write(dir.join("config.json"), text)

@@ -16,6 +16,7 @@ use crate::cli::GlobalOpts;
 use crate::commands::kill;
 use crate::container;
 use crate::lock::ContainerLock;
+use crate::spec_fixups;
 
 #[derive(Args, Debug)]
 pub struct Delete {
@@ -39,7 +40,17 @@ impl Delete {
             }
             bail!("container {:?} does not exist", self.id);
         }
-        let mut c = container::load(&g.root, &self.id)?;
+        let mut c = match container::load(&g.root, &self.id) {
+            Ok(c) => c,
+            Err(e) if self.force => {
+                // An unreadable state.json must not make a container undeletable.
+                tracing::warn!(target: "skiff", "{e:#}; removing what is left of it");
+                remove_leftovers(&g.root, &self.id)?;
+                lock.remove();
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let status = c.status();
         if status != ContainerStatus::Stopped && !self.force {
             bail!(
@@ -129,6 +140,7 @@ fn remove_cgroup(c: &Container, cgroup_path: &Path) -> Result<()> {
 
 /// Removes whatever a failed create left behind; the caller holds the lock.
 pub fn remove_leftovers(root: &Path, id: &str) -> Result<()> {
+    let _ = std::fs::remove_dir_all(spec_fixups::private_bundle_dir(root, id));
     let dir = container::dir(root, id);
     if !dir.exists() {
         return Ok(());
