@@ -310,7 +310,7 @@ impl Env {
     }
 
     /// `run [EXTRA...] --bundle BUNDLE ID` in the foreground; fails when it
-    /// does not end within `timeout` (the container is then force-deleted).
+    /// does not end within `timeout` (Drop then force-deletes the container).
     pub fn run_fg(&self, id: &str, extra: &[&str], timeout: std::time::Duration) -> Result<Output> {
         self.track(id);
         let mut c = self.cmd(["run"]);

@@ -295,3 +295,32 @@ fn process_starts_with_default_signal_state() -> Result<()> {
     env.ok(["delete", "--force", &id])?;
     env.assert_clean(&id, None)
 }
+
+#[test]
+fn executable_lookup_follows_the_process_path() -> Result<()> {
+    let env = Env::new(&["/bin/sh", "-c", "echo abs; echo home=$HOME"])?;
+    let _g = env.guard();
+    // No PATH at all: an absolute args[0] still runs (libcontainer's own
+    // executor refuses this).
+    env.edit_spec(|s| s["process"]["env"] = json!([]))?;
+    let id = env.uid("nopath");
+    let out = env.run_code(&id, 0)?;
+    ensure!(out.starts_with("abs\n"), "{out}");
+    ensure!(
+        out.contains("home=/root"),
+        "HOME comes from /etc/passwd: {out}"
+    );
+    env.assert_clean(&id, None)?;
+
+    // A bare name is looked up in the process's PATH, not skiff's.
+    env.set_args(&["sh", "-c", "echo found"])?;
+    let id = env.uid("bare");
+    let res = env.run_fg(&id, &[], std::time::Duration::from_secs(30))?;
+    ensure!(!res.status.success(), "sh found without a PATH");
+    ensure!(String::from_utf8_lossy(&res.stderr).contains("PATH"));
+    env.assert_clean(&id, None)?;
+    env.edit_spec(|s| s["process"]["env"] = json!(["PATH=/nonexistent:/usr/bin:/bin"]))?;
+    let out = env.run_code(&id, 0)?;
+    ensure!(out == "found\n", "{out}");
+    env.assert_clean(&id, None)
+}
