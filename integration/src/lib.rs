@@ -558,7 +558,9 @@ pub struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        for dir in cgroup_dirs_named(&self.tag) {
+        // Test ids end in "-TAG" and test cgroup paths hold "-TAG-": with the
+        // dash, a host cgroup cannot match the tag by chance.
+        for dir in cgroup_dirs_named(&format!("-{}", self.tag)) {
             remove_cgroup_tree(&dir);
         }
         for m in mounts_under(&self.tmp).iter().rev() {
