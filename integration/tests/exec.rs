@@ -526,6 +526,37 @@ fn tty_through_a_console_socket() -> Result<()> {
         "the shell on the pty answered {seen:?}"
     );
 
+    // A process.json's consoleSize is the pty's size from the start, as
+    // containerd sets it.
+    let file = env.tmp.path().join("tty-process.json");
+    let process = json!({
+        "terminal": true,
+        "consoleSize": {"height": 21, "width": 77},
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh", "-c", "stty size; sleep 1"],
+        "env": ["PATH=/bin"],
+        "cwd": "/"
+    });
+    fs::write(&file, serde_json::to_vec(&process)?)?;
+    let sock_arg = sock.to_string_lossy();
+    exec_detached(
+        &env,
+        &[
+            "--console-socket",
+            &sock_arg,
+            "-p",
+            &file.to_string_lossy(),
+            &id,
+        ],
+    )?;
+    let mut master = fs::File::from(receive_fd(&listener)?);
+    nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    let seen = read_until(&mut master, "21 77")?;
+    ensure!(seen.contains("21 77"), "stty size on the pty said {seen:?}");
+
     // --tty needs a socket when detached, and a socket needs --tty.
     let (code, _, err) = exec(&env, &["--tty", "--detach", &id, "true"])?;
     ensure!(
@@ -672,5 +703,51 @@ fn seccomp_filter_applies_to_exec() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+#[test]
+fn ignore_paused_starts_the_process_on_resume() -> Result<()> {
+    let env = Env::new(SLEEP)?;
+    let _g = env.guard();
+    let id = running(&env, "paused")?;
+    let pid_file = env.tmp.path().join("paused.pid");
+    env.ok(["pause", &id])?;
+
+    let mut c = env.cmd(["exec", "--detach", "--ignore-paused", "--pid-file"]);
+    c.arg(&pid_file).args([&id, "sleep", "300"]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn()?;
+    let result = (|| -> Result<()> {
+        // The new process is frozen with the container, and must not keep
+        // other commands (resume above all) from the container.
+        std::thread::sleep(Duration::from_millis(300));
+        ensure!(
+            child.try_wait()?.is_none(),
+            "exec finished in a paused container"
+        );
+        let out = output_within(
+            env.cmd(["ps", "--format", "json", &id]),
+            Duration::from_secs(10),
+        )?;
+        ensure!(out.status.success(), "ps during a paused exec: {out:?}");
+        env.ok(["resume", &id])?;
+        wait_until(10, "exec to return after resume", || {
+            child.try_wait().ok().flatten().is_some()
+        })?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = env.skiff(["resume", &id]);
+    }
+    result?;
+    ensure!(child.wait()?.success(), "exec --ignore-paused failed");
+    let pid: i32 = fs::read_to_string(&pid_file)?.trim().parse()?;
+    ensure!(
+        ps_pids(&env, &id)?.contains(&pid),
+        "exec'd {pid} not in the container"
+    );
     Ok(())
 }

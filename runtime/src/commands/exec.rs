@@ -30,7 +30,7 @@ use crate::cli::GlobalOpts;
 use crate::commands::create::explain;
 use crate::container;
 use crate::executor::SkiffExecutor;
-use crate::foreground::console::{ConsoleSocket, Copying, Pty};
+use crate::foreground::console::{self, ConsoleSocket, Copying, Pty};
 use crate::foreground::{self, Unblocked};
 use crate::lock::ContainerLock;
 use crate::spec_fixups;
@@ -188,6 +188,10 @@ impl Exec {
                 bail!("cannot exec in a container that is still being created")
             }
         }
+        // A process joining a frozen cgroup freezes before its execve, holding
+        // an inherited copy of the lock, and `resume` could never take it: so
+        // exec into a paused container waits for `resume` unlocked, as runc's does.
+        let lock = (c.status() != ContainerStatus::Paused).then_some(lock);
         let spec = spec_fixups::load(c.bundle())?.spec;
         let mut process = match from_file {
             Some(p) => p,
@@ -203,6 +207,9 @@ impl Exec {
         let state_dir = container::dir(&g.root, &self.id);
         // A foreground tty: skiff takes the pty master itself and relays it.
         let relay = if terminal && !self.detach {
+            if process.console_size().is_none() {
+                process.set_console_size(console::terminal_size());
+            }
             Some(ConsoleSocket::bind(&state_dir)?)
         } else {
             None
@@ -215,10 +222,10 @@ impl Exec {
         let process_path = PathBuf::from(format!("/proc/self/fd/{}", process_file.as_raw_fd()));
         let before = tenant_files(&state_dir);
         let built = ContainerBuilder::new(self.id.clone(), SyscallType::default())
-            .with_executor(Unblocked(seccomp::Filtered {
+            .with_executor(Unblocked(console::Sized(seccomp::Filtered {
                 inner: SkiffExecutor,
                 seccomp,
-            }))
+            })))
             .with_root_path(&g.root)?
             .with_console_socket(socket.as_ref())
             .with_preserved_fds(self.preserve_fds)
@@ -231,9 +238,13 @@ impl Exec {
             .with_process_label(self.process_label.clone())
             .build()
             .map_err(explain);
-        // The notify and console sockets have served their purpose either way.
-        for name in tenant_files(&state_dir).difference(&before) {
-            let _ = fs::remove_file(state_dir.join(name));
+        // The notify and console sockets have served their purpose either way;
+        // under the lock no other exec is using its own.
+        let lock = lock.or_else(|| ContainerLock::acquire(&g.root, &self.id).ok());
+        if lock.is_some() {
+            for name in tenant_files(&state_dir).difference(&before) {
+                let _ = fs::remove_file(state_dir.join(name));
+            }
         }
         drop(process_file);
         let pid = built?;

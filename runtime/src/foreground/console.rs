@@ -4,6 +4,11 @@
 //! between it and its own stdin and stdout. When stdin is a terminal it is put
 //! in raw mode for the session (restored on drop) and its size is given to the
 //! pty, again on every SIGWINCH.
+//!
+//! The process may ask for its window size before skiff has the master, so
+//! the first size travels in the process's `consoleSize`, which libcontainer
+//! ignores and `Sized` applies just before the exec (for a console socket's
+//! pty too, as containerd sets it).
 
 use std::fs::{self, File};
 use std::io::{self, IoSliceMut, Read, Write};
@@ -14,6 +19,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::{Box as ConsoleSize, BoxBuilder, Spec};
+use libcontainer::workload::{
+    Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
+};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{self, SetArg, Termios};
 
@@ -157,6 +166,51 @@ impl Copying {
     /// Waits (briefly) for the output the process left in the pty.
     pub fn finish(self) {
         let _ = self.done.recv_timeout(DRAIN);
+    }
+}
+
+/// Our terminal's size, when stdin is one: the pty's first size.
+pub fn terminal_size() -> Option<ConsoleSize> {
+    let size = window_size(io::stdin().as_fd())?;
+    BoxBuilder::default()
+        .height(size.ws_row)
+        .width(size.ws_col)
+        .build()
+        .ok()
+}
+
+/// Gives the process's pty (its stdin by now) `process.consoleSize`, then
+/// runs the wrapped executor.
+#[derive(Clone)]
+pub struct Sized<E>(pub E);
+
+impl<E: Executor + Clone + 'static> Executor for Sized<E> {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let process = spec.process().as_ref();
+        let size = process
+            .filter(|p| p.terminal() == Some(true))
+            .and_then(|p| p.console_size());
+        if let Some(size) = size {
+            let ws = libc::winsize {
+                ws_row: u16::try_from(size.height()).unwrap_or(u16::MAX),
+                ws_col: u16::try_from(size.width()).unwrap_or(u16::MAX),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            set_window_size(io::stdin().as_fd(), &ws);
+        }
+        self.0.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        self.0.validate(spec)
+    }
+
+    fn setup_envs(
+        &self,
+        envs: std::collections::HashMap<String, String>,
+    ) -> Result<(), ExecutorSetEnvsError> {
+        self.0.setup_envs(envs)
     }
 }
 
