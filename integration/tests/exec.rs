@@ -751,3 +751,66 @@ fn ignore_paused_starts_the_process_on_resume() -> Result<()> {
     );
     Ok(())
 }
+
+/// The container's own cgroup directories (one per hierarchy it uses).
+fn container_cgroups(init: i32) -> Result<Vec<std::path::PathBuf>> {
+    let root = Path::new("/sys/fs/cgroup");
+    let unified = root.join("cgroup.controllers").exists();
+    let text = fs::read_to_string(format!("/proc/{init}/cgroup"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let first = ctrl.split(',').next()?;
+            let dir = match unified {
+                true if ctrl.is_empty() => root.to_path_buf(),
+                false if !first.is_empty() && !first.starts_with("name=") && path != "/" => {
+                    root.join(first)
+                }
+                _ => return None,
+            };
+            Some(dir.join(path.trim_start_matches('/')))
+        })
+        .collect())
+}
+
+#[test]
+fn cgroup_puts_the_process_in_an_existing_sub_cgroup() -> Result<()> {
+    let env = Env::new(SLEEP)?;
+    let _g = env.guard();
+    let id = running(&env, "subcg")?;
+    let init = env.pid(&id)?;
+
+    let (code, _, err) = exec(&env, &["--cgroup", "nope", &id, "true"])?;
+    ensure!(
+        code == EXEC_FAILED && err.contains("does not exist"),
+        "exit {code}: {err}"
+    );
+    let (code, _, err) = exec(&env, &["--cgroup", "../up", &id, "true"])?;
+    ensure!(
+        code == EXEC_FAILED && err.contains("below"),
+        "exit {code}: {err}"
+    );
+    let dirs = container_cgroups(init)?;
+    ensure!(!dirs.is_empty(), "no cgroup found for {init}");
+    ensure!(
+        dirs.iter().all(|d| !d.join("nope").exists()),
+        "a failed --cgroup created the sub-cgroup"
+    );
+
+    for d in &dirs {
+        fs::create_dir(d.join("sub"))?;
+    }
+    let (code, out, err) = exec(&env, &["--cgroup", "sub", &id, "cat", "/proc/self/cgroup"])?;
+    for d in &dirs {
+        let _ = fs::remove_dir(d.join("sub"));
+    }
+    ensure!(code == 0, "exit {code}: {err}");
+    let placed = out.lines().filter(|l| l.ends_with("/sub")).count();
+    ensure!(
+        placed == dirs.len(),
+        "not in the sub-cgroup everywhere: {out}"
+    );
+    Ok(())
+}

@@ -148,7 +148,6 @@ impl Exec {
         if self.preserve_fds < 0 {
             bail!("--preserve-fds must not be negative");
         }
-        let sub_cgroup = sub_cgroup(&self.cgroup)?;
         let absolute = |p: &Option<PathBuf>, flag: &str| {
             p.as_deref()
                 .map(std::path::absolute)
@@ -173,7 +172,56 @@ impl Exec {
         if !self.detach {
             set.thread_block().context("blocking signals")?;
         }
+        let (pid, relay) = self.start(g, from_file, console_socket)?;
 
+        let started = || -> Result<Option<(Pty, Copying)>> {
+            if let Some(path) = &pid_file {
+                write_pid_file(path, pid)?;
+            }
+            relay
+                .map(|r| {
+                    let mut pty = r.receive()?;
+                    let copying = pty.start()?;
+                    Ok((pty, copying))
+                })
+                .transpose()
+        };
+        let pty = match started() {
+            Ok(pty) => pty,
+            Err(err) => {
+                // Nobody would know of the process, or could talk to it.
+                let _ = kill(pid, Signal::SIGKILL);
+                return Err(err);
+            }
+        };
+        if self.detach {
+            return Ok(0);
+        }
+
+        let code = foreground::wait_forwarding_with(pid, &set, |sig| match &pty {
+            Some((p, _)) if sig == Signal::SIGWINCH => {
+                p.resize();
+                true
+            }
+            _ => false,
+        });
+        if let Some((p, copying)) = pty {
+            copying.finish();
+            drop(p);
+        }
+        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+        Ok(code)
+    }
+
+    /// Starts the process under the container lock. Returns its pid and, for
+    /// a foreground tty, the socket its pty master waits on.
+    fn start(
+        &self,
+        g: &GlobalOpts,
+        from_file: Option<Process>,
+        console_socket: Option<PathBuf>,
+    ) -> Result<(Pid, Option<ConsoleSocket>)> {
+        let sub_cgroup = sub_cgroup(&self.cgroup)?;
         let lock = ContainerLock::acquire(&g.root, &self.id)?;
         let c = container::load(&g.root, &self.id)?;
         match c.status() {
@@ -192,6 +240,10 @@ impl Exec {
         // an inherited copy of the lock, and `resume` could never take it: so
         // exec into a paused container waits for `resume` unlocked, as runc's does.
         let lock = (c.status() != ContainerStatus::Paused).then_some(lock);
+        if let (Some(sub), Some(init)) = (&sub_cgroup, c.pid()) {
+            check_sub_cgroup(init, sub)?;
+        }
+
         let spec = spec_fixups::load(c.bundle())?.spec;
         let mut process = match from_file {
             Some(p) => p,
@@ -203,7 +255,6 @@ impl Exec {
         }
         let terminal = process.terminal().unwrap_or(false);
         check_console(terminal, self.detach, console_socket.is_some())?;
-
         let state_dir = container::dir(&g.root, &self.id);
         // A foreground tty: skiff takes the pty master itself and relays it.
         let relay = if terminal && !self.detach {
@@ -218,6 +269,7 @@ impl Exec {
             .as_ref()
             .map(|r| r.path().to_path_buf())
             .or(console_socket);
+
         let process_file = process_memfd(&process)?;
         let process_path = PathBuf::from(format!("/proc/self/fd/{}", process_file.as_raw_fd()));
         let before = tenant_files(&state_dir);
@@ -246,46 +298,7 @@ impl Exec {
                 let _ = fs::remove_file(state_dir.join(name));
             }
         }
-        drop(process_file);
-        let pid = built?;
-        drop(lock);
-        let started = || -> Result<Option<(Pty, Copying)>> {
-            if let Some(path) = &pid_file {
-                write_pid_file(path, pid)?;
-            }
-            relay
-                .map(|r| {
-                    let mut pty = r.receive()?;
-                    let copying = pty.start()?;
-                    Ok((pty, copying))
-                })
-                .transpose()
-        };
-        let mut pty = match started() {
-            Ok(pty) => pty,
-            Err(err) => {
-                // Nobody would know of the process, or could talk to it.
-                let _ = kill(pid, Signal::SIGKILL);
-                return Err(err);
-            }
-        };
-        if self.detach {
-            return Ok(0);
-        }
-
-        let code = foreground::wait_forwarding_with(pid, &set, |sig| match &pty {
-            Some((p, _)) if sig == Signal::SIGWINCH => {
-                p.resize();
-                true
-            }
-            _ => false,
-        });
-        if let Some((p, copying)) = pty.take() {
-            copying.finish();
-            drop(p);
-        }
-        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
-        Ok(code)
+        Ok((built?, relay))
     }
 
     /// The container's process with COMMAND and the flags applied, as runc does.
@@ -454,14 +467,52 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
 
 /// --cgroup: one sub-cgroup path, used for every controller.
 fn sub_cgroup(values: &[String]) -> Result<Option<String>> {
-    match values {
-        [] => Ok(None),
-        [path] if !path.contains(':') => Ok(Some(path.clone())),
+    let path = match values {
+        [] => return Ok(None),
+        [path] if !path.contains(':') => path,
         _ => bail!(
             "--cgroup: give one sub-cgroup path for all controllers; \
              per-controller paths (controller:path) are not supported"
         ),
+    };
+    let p = Path::new(path);
+    if p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+        bail!("--cgroup {path:?}: must be a path below the container's cgroup");
     }
+    Ok(Some(path.clone()))
+}
+
+/// The sub-cgroup must exist below the container's cgroup in every hierarchy
+/// the container uses, as runc requires: libcontainer would create it, and a
+/// cgroup with a child left in it cannot be deleted with the container.
+fn check_sub_cgroup(init: Pid, sub: &str) -> Result<()> {
+    let root = Path::new("/sys/fs/cgroup");
+    let unified = root.join("cgroup.controllers").exists();
+    let own = format!("/proc/{init}/cgroup");
+    let text = fs::read_to_string(&own).with_context(|| format!("cannot read {own}"))?;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        // cgroup v2: the one "0::" line; v1: each controller's hierarchy.
+        let dir = match (unified, controllers.split(',').next()) {
+            (true, Some("")) => root.to_path_buf(),
+            // v1 hierarchies the container has no cgroup of its own in are not used.
+            (false, Some(first))
+                if !first.is_empty() && !first.starts_with("name=") && path != "/" =>
+            {
+                root.join(first)
+            }
+            _ => continue,
+        };
+        let want = dir.join(path.trim_start_matches('/')).join(sub);
+        if !want.is_dir() {
+            bail!("--cgroup {sub:?}: {} does not exist", want.display());
+        }
+    }
+    Ok(())
 }
 
 /// The process as an anonymous file libcontainer reads by path: nothing to
@@ -554,5 +605,7 @@ mod tests {
             Some(Some("a/b".to_owned()))
         );
         assert!(sub_cgroup(&["cpu:a".to_owned()]).is_err());
+        assert!(sub_cgroup(&["/a".to_owned()]).is_err());
+        assert!(sub_cgroup(&["a/../../b".to_owned()]).is_err());
     }
 }
