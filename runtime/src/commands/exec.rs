@@ -70,7 +70,7 @@ pub struct Exec {
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
 
-    /// Give the process a pseudo-terminal (with --detach, send it to --console-socket)
+    /// Give the process a pseudo-terminal: relayed to skiff's own stdin and stdout, or with --detach sent to --console-socket
     #[arg(short, long)]
     pub tty: bool,
 
