@@ -118,4 +118,3 @@ pub enum Command {
     /// Restore a container from a checkpoint (needs CRIU)
     Restore(commands::checkpoint::Restore),
 }
-

@@ -153,8 +153,8 @@ fn sealed_copy() -> Result<OwnedFd> {
     .context("memfd_create")?;
     let mut left = usize::try_from(size).context("binary size")?;
     while left > 0 {
-        let n = sendfile(memfd.as_fd(), exe.as_fd(), None, left)
-            .context("copying the skiff binary")?;
+        let n =
+            sendfile(memfd.as_fd(), exe.as_fd(), None, left).context("copying the skiff binary")?;
         if n == 0 {
             anyhow::bail!("skiff binary shrank while it was being copied");
         }
@@ -203,10 +203,18 @@ mod tests {
 
     #[test]
     fn guarded_subcommands() {
-        assert!(needed_for(&args(&["skiff", "create", "--bundle", "b", "x"])));
+        assert!(needed_for(&args(&[
+            "skiff", "create", "--bundle", "b", "x"
+        ])));
         assert!(needed_for(&args(&["skiff", "--root", "/r", "run", "x"])));
         assert!(needed_for(&args(&["skiff", "--log", "run", "exec", "x"])));
-        assert!(needed_for(&args(&["skiff", "--rootless", "true", "exec", "x"])));
+        assert!(needed_for(&args(&[
+            "skiff",
+            "--rootless",
+            "true",
+            "exec",
+            "x"
+        ])));
         assert!(!needed_for(&args(&["skiff", "state", "run"])));
         assert!(!needed_for(&args(&["skiff", "--root", "run", "kill", "x"])));
         assert!(!needed_for(&args(&["skiff", "list"])));

@@ -54,11 +54,7 @@ impl LogSink {
 /// Sets up the global subscriber. Returns the sink so fatal errors reach the same place.
 pub fn init(opts: &GlobalOpts) -> Option<LogSink> {
     let file = match &opts.log {
-        Some(path) => match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
+        Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
             Ok(f) => Some(f),
             Err(err) => {
                 eprintln!("skiff: cannot open log file {}: {err}", path.display());

@@ -25,7 +25,11 @@ pub struct SpecCmd {
 impl SpecCmd {
     pub fn exec(self, _g: &GlobalOpts) -> Result<()> {
         let path = self.bundle.join("config.json");
-        let spec = if self.rootless { rootless(base()) } else { base() };
+        let spec = if self.rootless {
+            rootless(base())
+        } else {
+            base()
+        };
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
