@@ -70,6 +70,7 @@ pub fn init(opts: &GlobalOpts) -> Option<LogSink> {
     let layer = SinkLayer {
         sink: sink.clone(),
         debug: opts.debug,
+        pid: std::process::id(),
     };
     let _ = tracing_subscriber::registry().with(layer).try_init();
     Some(sink)
@@ -78,6 +79,8 @@ pub fn init(opts: &GlobalOpts) -> Option<LogSink> {
 struct SinkLayer {
     sink: LogSink,
     debug: bool,
+    /// skiff's own pid; events from other pids come from forked children.
+    pid: u32,
 }
 
 impl<S: Subscriber> Layer<S> for SinkLayer {
@@ -85,14 +88,23 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
         if self.debug {
             return *meta.level() <= Level::DEBUG;
         }
-        // Without --debug only skiff's own warnings and errors: libcontainer logs
-        // an error before returning most errors, and skiff reports those itself.
-        meta.target().starts_with("skiff") && *meta.level() <= Level::WARN
+        // Without --debug: skiff's own warnings and errors, and the errors that
+        // libcontainer logs in the container's init or exec process (see on_event).
+        *meta.level() <= Level::WARN
+            && (meta.target().starts_with("skiff") || *meta.level() == Level::ERROR)
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let mut v = MessageVisitor::default();
         event.record(&mut v);
+        let ours = event.metadata().target().starts_with("skiff");
+        // A library error in skiff's own process comes back as an error value
+        // that skiff reports. One in a forked child (the container's init or an
+        // exec'd process) reaches the parent only as "failed to prepare rootfs"
+        // or the like, so the child writes the cause itself.
+        if !ours && !self.debug && std::process::id() == self.pid {
+            return;
+        }
         let level = match *event.metadata().level() {
             Level::ERROR => "error",
             Level::WARN => "warning",
