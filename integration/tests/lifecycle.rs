@@ -97,6 +97,20 @@ fn run_returns_the_exit_code() -> Result<()> {
 }
 
 #[test]
+fn run_with_terminal_relays_a_pty() -> Result<()> {
+    // runc's `run` of a spec with process.terminal and no --console-socket
+    // gives the process a pty and copies it to its own stdio.
+    let env = Env::new(&["sh", "-c", "tty; test -t 0 && echo stdin-is-tty; exit 6"])?;
+    let _g = env.guard();
+    env.edit_spec(|s| s["process"]["terminal"] = json!(true))?;
+    let id = env.uid("tty");
+    let out = env.run_code(&id, 6)?;
+    ensure!(out.contains("/dev/pts/0"), "stdout {out:?}");
+    ensure!(out.contains("stdin-is-tty"), "stdout {out:?}");
+    env.assert_clean(&id, None)
+}
+
+#[test]
 fn run_returns_128_plus_signal() -> Result<()> {
     let env = Env::new(SLEEP)?;
     let _g = env.guard();

@@ -45,14 +45,9 @@ pub fn signal_set() -> SigSet {
     set
 }
 
-/// Waits for `pid` to exit, forwarding every other signal in `set` to it.
-/// Returns its exit code, or 128+N when it was killed by signal N.
-pub fn wait_forwarding(pid: Pid, set: &SigSet) -> i32 {
-    wait_forwarding_with(pid, set, |_| false)
-}
-
-/// `wait_forwarding`, where `handle` sees each signal first and keeps it
-/// from the process by returning true.
+/// Waits for `pid` to exit, forwarding every other signal in `set` to it;
+/// `handle` sees each signal first and keeps it from the process by
+/// returning true. Returns the exit code, or 128+N when killed by signal N.
 pub fn wait_forwarding_with(pid: Pid, set: &SigSet, mut handle: impl FnMut(Signal) -> bool) -> i32 {
     loop {
         // Reap everything that has exited: the process, and orphans reparented to us.

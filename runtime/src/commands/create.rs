@@ -146,3 +146,22 @@ pub fn explain(err: libcontainer::error::LibcontainerError) -> anyhow::Error {
     }
     anyhow::anyhow!(msg)
 }
+
+/// Whether the bundle's process asks for a terminal; a light read of
+/// config.json, ahead of the full one, for `run` to prepare a pty relay.
+pub fn wants_terminal(bundle: &Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Process {
+        #[serde(default)]
+        terminal: bool,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        process: Option<Process>,
+    }
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Config>(&b).ok())
+        .and_then(|c| c.process)
+        .is_some_and(|p| p.terminal)
+}

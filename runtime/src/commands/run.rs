@@ -6,12 +6,13 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use nix::sys::signal::SigmaskHow;
+use nix::sys::signal::{SigmaskHow, Signal};
 
 use crate::cli::GlobalOpts;
 use crate::commands::{create, delete, start};
 use crate::container;
 use crate::foreground;
+use crate::foreground::console::ConsoleSocket;
 use crate::lock::ContainerLock;
 
 #[derive(Args, Debug)]
@@ -38,24 +39,58 @@ impl Run {
             nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
         }
         let lock = ContainerLock::acquire(&g.root, &id)?;
-        let mut c = create::create_locked(g, &self.create, self.detach)?;
+        // A terminal in the foreground without --console-socket: like runc,
+        // skiff takes the pty master itself and relays it to its own stdio.
+        let mut opts = self.create.clone();
+        let relay = if !self.detach
+            && opts.console_socket.is_none()
+            && create::wants_terminal(&opts.bundle)
+        {
+            let socket = ConsoleSocket::bind(&g.root)?;
+            opts.console_socket = Some(socket.path().to_path_buf());
+            Some(socket)
+        } else {
+            None
+        };
+        let mut c = create::create_locked(g, &opts, self.detach || relay.is_some())?;
 
         let set = foreground::signal_set();
         if !self.detach {
             set.thread_block().context("blocking signals")?;
         }
-        if let Err(e) = start::start_loaded(&mut c) {
-            let _ = delete::destroy(&mut c);
-            lock.remove();
-            return Err(e);
-        }
+        let started = relay
+            .map(|r| -> Result<_> {
+                let mut pty = r.receive()?;
+                let copying = pty.start()?;
+                Ok((pty, copying))
+            })
+            .transpose()
+            .and_then(|pty| start::start_loaded(&mut c).map(|()| pty));
+        let pty = match started {
+            Ok(pty) => pty,
+            Err(e) => {
+                let _ = delete::destroy(&mut c);
+                lock.remove();
+                return Err(e);
+            }
+        };
         let init = c.pid().context("container has no init pid")?;
         drop(lock);
         if self.detach {
             return Ok(0);
         }
 
-        let code = foreground::wait_forwarding(init, &set);
+        let code = foreground::wait_forwarding_with(init, &set, |sig| match &pty {
+            Some((p, _)) if sig == Signal::SIGWINCH => {
+                p.resize();
+                true
+            }
+            _ => false,
+        });
+        if let Some((p, copying)) = pty {
+            copying.finish();
+            drop(p);
+        }
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
         if !self.keep {
             let lock = ContainerLock::acquire(&g.root, &id)?;
