@@ -105,3 +105,20 @@ impl<E: Executor + Clone + 'static> Executor for Unblocked<E> {
         self.0.setup_envs(envs)
     }
 }
+
+/// `wait_forwarding_with` for a process that may have a relayed pty: SIGWINCH
+/// resizes the pty, and its last output is drained before returning.
+pub fn wait_relaying(pid: Pid, set: &SigSet, pty: Option<(console::Pty, console::Copying)>) -> i32 {
+    let code = wait_forwarding_with(pid, set, |sig| match &pty {
+        Some((p, _)) if sig == Signal::SIGWINCH => {
+            p.resize();
+            true
+        }
+        _ => false,
+    });
+    if let Some((p, copying)) = pty {
+        copying.finish();
+        drop(p);
+    }
+    code
+}

@@ -178,13 +178,7 @@ impl Exec {
             if let Some(path) = &pid_file {
                 write_pid_file(path, pid)?;
             }
-            relay
-                .map(|r| {
-                    let mut pty = r.receive()?;
-                    let copying = pty.start()?;
-                    Ok((pty, copying))
-                })
-                .transpose()
+            relay.map(console::relay).transpose()
         };
         let pty = match started() {
             Ok(pty) => pty,
@@ -198,17 +192,7 @@ impl Exec {
             return Ok(0);
         }
 
-        let code = foreground::wait_forwarding_with(pid, &set, |sig| match &pty {
-            Some((p, _)) if sig == Signal::SIGWINCH => {
-                p.resize();
-                true
-            }
-            _ => false,
-        });
-        if let Some((p, copying)) = pty {
-            copying.finish();
-            drop(p);
-        }
+        let code = foreground::wait_relaying(pid, &set, pty);
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
         Ok(code)
     }

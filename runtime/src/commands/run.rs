@@ -6,13 +6,13 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use nix::sys::signal::{SigmaskHow, Signal};
+use nix::sys::signal::SigmaskHow;
 
 use crate::cli::GlobalOpts;
 use crate::commands::{create, delete, start};
 use crate::container;
 use crate::foreground;
-use crate::foreground::console::ConsoleSocket;
+use crate::foreground::console::{self, ConsoleSocket};
 use crate::lock::ContainerLock;
 
 #[derive(Args, Debug)]
@@ -59,11 +59,7 @@ impl Run {
             set.thread_block().context("blocking signals")?;
         }
         let started = relay
-            .map(|r| -> Result<_> {
-                let mut pty = r.receive()?;
-                let copying = pty.start()?;
-                Ok((pty, copying))
-            })
+            .map(console::relay)
             .transpose()
             .and_then(|pty| start::start_loaded(&mut c).map(|()| pty));
         let pty = match started {
@@ -80,17 +76,7 @@ impl Run {
             return Ok(0);
         }
 
-        let code = foreground::wait_forwarding_with(init, &set, |sig| match &pty {
-            Some((p, _)) if sig == Signal::SIGWINCH => {
-                p.resize();
-                true
-            }
-            _ => false,
-        });
-        if let Some((p, copying)) = pty {
-            copying.finish();
-            drop(p);
-        }
+        let code = foreground::wait_relaying(init, &set, pty);
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
         if !self.keep {
             let lock = ContainerLock::acquire(&g.root, &id)?;

@@ -99,6 +99,13 @@ impl Drop for ConsoleSocket {
     }
 }
 
+/// Receives the pty master from `socket` and starts relaying it.
+pub fn relay(socket: ConsoleSocket) -> Result<(Pty, Copying)> {
+    let mut pty = socket.receive()?;
+    let copying = pty.start()?;
+    Ok((pty, copying))
+}
+
 /// The master end of the process's pty, and our terminal's saved mode.
 pub struct Pty {
     master: File,
