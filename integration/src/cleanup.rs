@@ -8,13 +8,20 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::mounts_under;
+use crate::{cgroup_dirs_at, mounts_under};
 
 /// Lazily unmounts everything mounted at or below `dir`, deepest first.
 pub fn unmount_all(dir: &Path) {
     for m in mounts_under(dir).iter().rev() {
         let path = m.trim_start_matches("mount ");
         let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// `kill_cgroup_tree` for cgroup path `rel` in every hierarchy.
+pub fn kill_cgroups_at(rel: &str) {
+    for dir in cgroup_dirs_at(rel) {
+        kill_cgroup_tree(&dir);
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -14,15 +13,13 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::cleanup::{kill_cgroup_tree, unmount_all};
+use crate::cleanup::{kill_cgroups_at, unmount_all};
+use crate::client::{self, TIMEOUT};
 use crate::image::{busybox_archive, IMAGE_REF};
-use crate::{cgroup_dirs_at, mounts_under, output_within, skiff_bin};
+use crate::{cgroup_dirs_at, mounts_under, output_within};
 
 /// Where containerd 1.6 puts shim sockets, whatever its state dir.
 const SHIM_SOCKETS: &str = "/run/containerd/s/";
-
-/// How long one ctr command may take before the test gives up on it.
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Containerd {
     pub tmp: tempfile::TempDir,
@@ -45,17 +42,7 @@ impl Containerd {
             fs::create_dir_all(dir.join(d))?;
         }
         let calls = dir.join("skiff-calls.log");
-        let wrapper = dir.join("bin/skiff");
-        // Records each call for the assertions and for debugging, then is skiff.
-        fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-                calls.display(),
-                skiff_bin().display()
-            ),
-        )?;
-        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
+        client::write_wrapper(&dir.join("bin/skiff"), &calls, None)?;
         let socket = dir.join("containerd.sock");
         // Only what ctr run needs: content, metadata, overlayfs snapshots, tasks.
         let config = format!(
@@ -128,7 +115,12 @@ disabled_plugins = [
 
     /// The argument lists the shim called skiff with so far, one a line.
     pub fn calls(&self) -> String {
-        fs::read_to_string(&self.calls).unwrap_or_default()
+        client::calls(&self.calls)
+    }
+
+    /// Fails unless the shim called skiff with each of `wanted` (parts of a call).
+    pub fn assert_called(&self, wanted: &[&str]) -> Result<()> {
+        client::assert_called(&self.calls, wanted, "the shim")
     }
 
     /// `ctr --address SOCK --namespace NS ARGS...` as a Command.
@@ -162,18 +154,9 @@ disabled_plugins = [
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let out = self.run(&args)?;
-        if !out.status.success() {
-            bail!(
-                "ctr {:?} failed ({}): {}\nskiff calls:\n{}",
-                args,
-                out.status,
-                String::from_utf8_lossy(&out.stderr),
-                self.calls()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        client::stdout_if_ok("ctr", &args, out, &self.calls)
     }
 
     /// Imports the busybox OCI archive as IMAGE_REF and returns that name.
@@ -316,18 +299,12 @@ disabled_plugins = [
             })
             .collect()
     }
-
-    /// Kills every process in this namespace's cgroups (the containers).
-    fn kill_containers(&self) {
-        for dir in cgroup_dirs_at(&self.namespace) {
-            kill_cgroup_tree(&dir);
-        }
-    }
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        self.kill_containers();
+        // The containers: every process in this namespace's cgroups.
+        kill_cgroups_at(&self.namespace);
         let shims = self.shims();
         let sockets: Vec<PathBuf> = shims.iter().flat_map(|p| unix_sockets_of(*p)).collect();
         for pid in &shims {
@@ -352,9 +329,7 @@ impl Drop for Containerd {
             let _ = fs::remove_file(s);
         }
         unmount_all(self.tmp.path());
-        for dir in cgroup_dirs_at(&self.namespace) {
-            kill_cgroup_tree(&dir);
-        }
+        kill_cgroups_at(&self.namespace);
     }
 }
 

@@ -597,6 +597,7 @@ fn remove_cgroup_tree(dir: &Path) {
 }
 
 pub mod cleanup;
+pub mod client;
 pub mod containerd;
 pub mod image;
 pub mod podman;

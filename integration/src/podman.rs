@@ -3,21 +3,17 @@
 //! the containers, unmounts what podman's overlay storage left mounted and
 //! deletes the dir.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cleanup::{kill_cgroup_tree, unmount_all};
+use crate::cleanup::{kill_cgroups_at, unmount_all};
+use crate::client::{self, TIMEOUT};
 use crate::image::{busybox_archive, IMAGE_REF};
-use crate::{cgroup_dirs_at, mounts_under, output_within, skiff_bin};
-
-/// How long one podman command may take before the test gives up on it.
-const TIMEOUT: Duration = Duration::from_secs(60);
+use crate::{cgroup_dirs_at, mounts_under, output_within};
 
 pub struct Podman {
     pub tmp: tempfile::TempDir,
@@ -42,17 +38,7 @@ impl Podman {
         // podman's cleanup process (conmon's exit command) is given --runtime but
         // not --runtime-flag, so skiff's private --root comes from a wrapper that
         // also records each call for the assertions and for debugging.
-        let wrapper = dir.join("bin/skiff");
-        fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' --root '{}' \"$@\"\n",
-                calls.display(),
-                skiff_bin().display(),
-                state.display()
-            ),
-        )?;
-        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
+        client::write_wrapper(&dir.join("bin/skiff"), &calls, Some(&state))?;
         // Passed as CONTAINERS_CONF, which conmon hands on to podman's cleanup
         // process too. This machine's hard limits are below podman's default
         // ulimits. skiff speaks runc's JSON logs, so podman asks for them as it
@@ -145,23 +131,19 @@ runtime_supports_json = ["skiff"]
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let out = self.run(&args)?;
-        if !out.status.success() {
-            bail!(
-                "podman {:?} failed ({}): {}\nskiff calls:\n{}",
-                args,
-                out.status,
-                String::from_utf8_lossy(&out.stderr),
-                self.calls()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        client::stdout_if_ok("podman", &args, out, &self.calls)
     }
 
     /// The argument lists skiff was called with so far, one a line.
     pub fn calls(&self) -> String {
-        fs::read_to_string(&self.calls).unwrap_or_default()
+        client::calls(&self.calls)
+    }
+
+    /// Fails unless podman called skiff with each of `wanted` (parts of a call).
+    pub fn assert_called(&self, wanted: &[&str]) -> Result<()> {
+        client::assert_called(&self.calls, wanted, "podman")
     }
 
     /// Ids of the containers in skiff's state root.
@@ -234,8 +216,6 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(["rm", "--all", "--force", "--time", "0"]);
         unmount_all(self.tmp.path());
-        for dir in cgroup_dirs_at(&self.cgroup_parent) {
-            kill_cgroup_tree(&dir);
-        }
+        kill_cgroups_at(&self.cgroup_parent);
     }
 }

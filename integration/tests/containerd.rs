@@ -23,12 +23,7 @@ fn run_rm_prints_output() -> Result<()> {
             c.calls()
         );
     }
-    let calls = c.calls();
-    for sub in ["create --bundle", "start hello", "delete hello"] {
-        if !calls.contains(sub) {
-            bail!("the shim never called `skiff ... {sub}`:\n{calls}");
-        }
-    }
+    c.assert_called(&["create --bundle", "start hello", "delete hello"])?;
     c.assert_clean()
 }
 
@@ -121,19 +116,14 @@ fn detached_task_exec_kill_delete() -> Result<()> {
     c.wait_task("sleeper", "STOPPED")?;
     c.ok(["task", "delete", "sleeper"])?;
     c.ok(["container", "delete", "sleeper"])?;
-    let calls = c.calls();
-    for sub in [
+    c.assert_called(&[
         "exec --process",
         "ps --format json sleeper",
         "pause sleeper",
         "resume sleeper",
         "kill --all sleeper 9",
         "delete sleeper",
-    ] {
-        if !calls.contains(sub) {
-            bail!("the shim never called `skiff ... {sub}`:\n{calls}");
-        }
-    }
+    ])?;
     c.assert_clean()
 }
 
@@ -183,8 +173,7 @@ fn run_with_tty_goes_through_console_socket() -> Result<()> {
             c.calls()
         );
     }
-    if !c.calls().contains("--console-socket") {
-        bail!("skiff was not given a console socket:\n{}", c.calls());
-    }
+    // skiff was given a console socket.
+    c.assert_called(&["--console-socket"])?;
     c.assert_clean()
 }

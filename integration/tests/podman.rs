@@ -26,12 +26,7 @@ fn run_rm_returns_exit_code_and_output() -> Result<()> {
             p.calls()
         );
     }
-    let calls = p.calls();
-    for sub in ["create --bundle", "start ", "delete --force"] {
-        if !calls.contains(sub) {
-            bail!("podman never called `skiff {sub}`:\n{calls}");
-        }
-    }
+    p.assert_called(&["create --bundle", "start ", "delete --force"])?;
     assert_eq!(p.ok(["ps", "--all", "--quiet"])?, "");
     p.assert_clean()
 }
@@ -49,9 +44,8 @@ fn run_with_tty_goes_through_console_socket() -> Result<()> {
             p.calls()
         );
     }
-    if !p.calls().contains("--console-socket") {
-        bail!("skiff was not given a console socket:\n{}", p.calls());
-    }
+    // skiff was given a console socket.
+    p.assert_called(&["--console-socket"])?;
     p.assert_clean()
 }
 
@@ -98,12 +92,7 @@ fn detached_container_exec_stop_rm() -> Result<()> {
     assert_eq!(status.trim(), "exited");
     p.ok(["rm", "sleeper"])?;
     assert_eq!(p.ok(["ps", "--all", "--quiet"])?, "");
-    let calls = p.calls();
-    for sub in ["exec ", "kill ", "pause ", "resume ", "delete --force"] {
-        if !calls.contains(sub) {
-            bail!("podman never called `skiff {sub}`:\n{calls}");
-        }
-    }
+    p.assert_called(&["exec ", "kill ", "pause ", "resume ", "delete --force"])?;
     p.assert_clean()
 }
 
@@ -150,12 +139,7 @@ fn update_changes_the_memory_limit() -> Result<()> {
     assert_eq!(limit()?, (64u64 << 20).to_string());
     p.ok(["update", "--memory", "96m", "upd"])?;
     assert_eq!(limit()?, (96u64 << 20).to_string());
-    if !p.calls().contains("update --resources") {
-        bail!(
-            "podman never called `skiff update --resources`:\n{}",
-            p.calls()
-        );
-    }
+    p.assert_called(&["update --resources"])?;
     p.ok(["rm", "--force", "--time", "0", "upd"])?;
     p.assert_clean()
 }
