@@ -601,3 +601,25 @@ pub mod client;
 pub mod containerd;
 pub mod image;
 pub mod podman;
+
+// ---------------------------------------------------------------------------
+// Helpers the tests of single commands share: the files of a test's cgroup.
+
+/// The cgroupfs directory of cgroup path `rel` for `controller`: in the
+/// controller's own hierarchy on a v1 host, in the unified one otherwise.
+pub fn cgroup_dir(controller: &str, rel: &str) -> PathBuf {
+    let rel = rel.trim_start_matches('/');
+    if cgroup_v1(controller) {
+        Path::new(CGROUP_ROOT).join(controller).join(rel)
+    } else {
+        Path::new(CGROUP_ROOT).join(rel)
+    }
+}
+
+/// A file's text without surrounding white space; the error names the file.
+pub fn read_trimmed(path: &Path) -> Result<String> {
+    Ok(fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .trim()
+        .to_owned())
+}

@@ -2,29 +2,15 @@
 //! behind pause and resume, and removal on delete.
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use serde_json::json;
-use skiff_integration::{cgroup_dirs_at, pid_alive, Env};
+use skiff_integration::{cgroup_dir, cgroup_dirs_at, pid_alive, read_trimmed, Env};
 
-/// cgroupfs directory of `rel` for `controller` (v1) or the unified one (v2).
-fn cg_dir(controller: &str, rel: &str) -> PathBuf {
-    let rel = rel.trim_start_matches('/');
-    if skiff_integration::cgroup_v1(controller) {
-        PathBuf::from("/sys/fs/cgroup").join(controller).join(rel)
-    } else {
-        PathBuf::from("/sys/fs/cgroup").join(rel)
-    }
-}
-
+/// A file of cgroup `rel` in `controller`'s directory.
 fn read(controller: &str, rel: &str, file: &str) -> Result<String> {
-    let p = cg_dir(controller, rel).join(file);
-    Ok(fs::read_to_string(&p)
-        .with_context(|| format!("reading {}", p.display()))?
-        .trim()
-        .to_owned())
+    read_trimmed(&cgroup_dir(controller, rel).join(file))
 }
 
 #[test]

@@ -4,33 +4,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use skiff_integration::Env;
-
-/// `create` and `start`, with the container's stdio on files: the container
-/// inherits create's stdout and stderr, so reading them from pipes (as
-/// `Env::ok` does) would wait for the container to exit.
-fn start(env: &Env, id: &str) -> Result<()> {
-    env.track(id);
-    let err_path = env.tmp.path().join(format!("create-{id}.stderr"));
-    let status = env
-        .cmd(["create", "--bundle"])
-        .arg(&env.bundle)
-        .arg(id)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path)?)
-        .status()?;
-    if !status.success() {
-        bail!(
-            "skiff create {id} failed ({status}): {}",
-            std::fs::read_to_string(&err_path).unwrap_or_default()
-        );
-    }
-    env.ok(["start", id])?;
-    Ok(())
-}
 
 /// A `criu` that fails every request, in its own directory.
 fn broken_criu(env: &Env) -> Result<String> {
@@ -47,7 +23,7 @@ fn checkpoint_without_criu_fails_and_leaves_the_container_running() -> Result<()
     let env = Env::new(&["sleep", "1000"])?;
     let _g = env.guard();
     let id = env.uid("ckpt");
-    start(&env, &id)?;
+    env.run_detached(&id)?;
     let images = env.tmp.path().join("images").display().to_string();
 
     let err = env.fails([
@@ -82,7 +58,7 @@ fn failing_criu_leaves_the_container_running() -> Result<()> {
     let env = Env::new(&["sleep", "1000"])?;
     let _g = env.guard();
     let id = env.uid("ckfail");
-    start(&env, &id)?;
+    env.run_detached(&id)?;
     let criu = broken_criu(&env)?;
     let images = env.tmp.path().join("images").display().to_string();
     let err = env.fails(["--criu", &criu, "checkpoint", "--image-path", &images, &id])?;
@@ -102,15 +78,7 @@ fn checkpoint_refuses_a_created_container() -> Result<()> {
     let env = Env::new(&["sleep", "1000"])?;
     let _g = env.guard();
     let id = env.uid("ckcreated");
-    env.track(&id);
-    let status = env
-        .cmd(["create", "--bundle"])
-        .arg(&env.bundle)
-        .arg(&id)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    ensure!(status.success(), "create failed");
+    env.create(&id)?;
     let criu = broken_criu(&env)?;
     let err = env.fails(["--criu", &criu, "checkpoint", &id])?;
     ensure!(

@@ -12,35 +12,6 @@ use skiff_integration::Env;
 
 const MIB: u64 = 1 << 20;
 
-/// `create` with the container's stdio on files: the container inherits
-/// create's stdout and stderr, so reading them from pipes (as `Env::ok` does)
-/// would wait for the container to exit.
-fn create(env: &Env, id: &str) -> Result<()> {
-    env.track(id);
-    let err_path = env.tmp.path().join(format!("create-{id}.stderr"));
-    let status = env
-        .cmd(["create", "--bundle"])
-        .arg(&env.bundle)
-        .arg(id)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path)?)
-        .status()?;
-    if !status.success() {
-        bail!(
-            "skiff create {id} failed ({status}): {}",
-            std::fs::read_to_string(&err_path).unwrap_or_default()
-        );
-    }
-    Ok(())
-}
-
-/// `create` and `start`.
-fn start(env: &Env, id: &str) -> Result<()> {
-    create(env, id)?;
-    env.ok(["start", id])?;
-    Ok(())
-}
-
 #[test]
 fn stats_event_has_runc_shape_and_real_values() -> Result<()> {
     let env = Env::new(&["sleep", "1000"])?;
@@ -52,7 +23,7 @@ fn stats_event_has_runc_shape_and_real_values() -> Result<()> {
         s["linux"]["resources"]["pids"] = json!({"limit": 64});
     })?;
     let id = env.uid("events");
-    start(&env, &id)?;
+    env.run_detached(&id)?;
 
     let out = env.ok(["events", "--stats", &id])?;
     let lines: Vec<&str> = out.lines().collect();
@@ -119,7 +90,7 @@ fn events_refuse_stopped_and_missing_containers() -> Result<()> {
     let env = Env::new(&["true"])?;
     let _g = env.guard();
     let id = env.uid("evstop");
-    start(&env, &id)?;
+    env.run_detached(&id)?;
     env.wait_status(&id, "stopped")?;
     let err = env.fails(["events", "--stats", &id])?;
     ensure!(err.contains("is not running"), "{err}");
@@ -185,7 +156,7 @@ fn events_stream_stats_and_oom_until_the_container_stops() -> Result<()> {
         s["linux"]["resources"]["memory"] = json!({"limit": 24 * MIB, "swap": 24 * MIB});
     })?;
     let id = env.uid("oom");
-    create(&env, &id)?;
+    env.create(&id)?;
 
     let mut ev = stream(&env, &id, "100ms")?;
     // The first stats event proves the OOM watch is registered.
@@ -236,7 +207,7 @@ fn events_end_when_the_container_is_killed() -> Result<()> {
     let env = Env::new(&["sleep", "1000"])?;
     let _g = env.guard();
     let id = env.uid("evkill");
-    start(&env, &id)?;
+    env.run_detached(&id)?;
     let mut ev = stream(&env, &id, "50ms")?;
     let first: Value = serde_json::from_str(&ev.next_line(Duration::from_secs(10))?)?;
     ensure!(first["type"] == "stats", "{first}");

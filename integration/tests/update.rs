@@ -6,34 +6,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::json;
-use skiff_integration::{cgroup_v1, Env};
+use skiff_integration::{cgroup_dir, cgroup_v1, read_trimmed, Env};
 
 const MIB: u64 = 1 << 20;
-
-/// `create` and `start`, with the container's stdio on files: the container
-/// inherits create's stdout and stderr, so reading them from pipes (as
-/// `Env::ok` does) would wait for the container to exit.
-fn start(env: &Env, id: &str) -> Result<()> {
-    env.track(id);
-    let err_path = env.tmp.path().join(format!("create-{id}.stderr"));
-    let status = env
-        .cmd(["create", "--bundle"])
-        .arg(&env.bundle)
-        .arg(id)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path)?)
-        .status()?;
-    if !status.success() {
-        bail!(
-            "skiff create {id} failed ({status}): {}",
-            std::fs::read_to_string(&err_path).unwrap_or_default()
-        );
-    }
-    env.ok(["start", id])?;
-    Ok(())
-}
 
 /// A running `sleep` with its own cgroup path and a 256 MiB memory limit.
 fn sleeper(env: &Env, name: &str) -> Result<(String, String)> {
@@ -44,33 +21,19 @@ fn sleeper(env: &Env, name: &str) -> Result<(String, String)> {
         s["linux"]["resources"]["pids"] = json!({"limit": 100});
     })?;
     let id = env.uid(name);
-    start(env, &id)?;
+    env.run_detached(&id)?;
     Ok((id, cg))
 }
 
 /// A file of the container's cgroup: `v1` is (controller, file) on a v1 host,
 /// `v2` the file in the unified directory otherwise.
 fn cg_file(cg: &str, v1: (&str, &str), v2: &str) -> PathBuf {
-    let rel = cg.trim_start_matches('/');
-    if cgroup_v1(v1.0) {
-        PathBuf::from("/sys/fs/cgroup")
-            .join(v1.0)
-            .join(rel)
-            .join(v1.1)
-    } else {
-        PathBuf::from("/sys/fs/cgroup").join(rel).join(v2)
-    }
-}
-
-fn read(path: PathBuf) -> Result<String> {
-    Ok(std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .trim()
-        .to_owned())
+    let file = if cgroup_v1(v1.0) { v1.1 } else { v2 };
+    cgroup_dir(v1.0, cg).join(file)
 }
 
 fn memory_limit(cg: &str) -> Result<String> {
-    read(cg_file(
+    read_trimmed(&cg_file(
         cg,
         ("memory", "memory.limit_in_bytes"),
         "memory.max",
@@ -78,7 +41,7 @@ fn memory_limit(cg: &str) -> Result<String> {
 }
 
 fn pids_max(cg: &str) -> Result<String> {
-    read(cg_file(cg, ("pids", "pids.max"), "pids.max"))
+    read_trimmed(&cg_file(cg, ("pids", "pids.max"), "pids.max"))
 }
 
 #[test]
@@ -111,16 +74,16 @@ fn flags_reach_cgroupfs_and_keep_other_limits() -> Result<()> {
         &id,
     ])?;
     if cgroup_v1("cpu") {
-        ensure!(read(cg_file(&cg, ("cpu", "cpu.cfs_quota_us"), ""))? == "50000");
-        ensure!(read(cg_file(&cg, ("cpu", "cpu.cfs_period_us"), ""))? == "100000");
+        ensure!(read_trimmed(&cg_file(&cg, ("cpu", "cpu.cfs_quota_us"), ""))? == "50000");
+        ensure!(read_trimmed(&cg_file(&cg, ("cpu", "cpu.cfs_period_us"), ""))? == "100000");
         env.ok(["update", "--cpu-share", "512", &id])?;
-        ensure!(read(cg_file(&cg, ("cpu", "cpu.shares"), ""))? == "512");
+        ensure!(read_trimmed(&cg_file(&cg, ("cpu", "cpu.shares"), ""))? == "512");
     } else {
-        ensure!(read(cg_file(&cg, ("cpu", ""), "cpu.max"))? == "50000 100000");
+        ensure!(read_trimmed(&cg_file(&cg, ("cpu", ""), "cpu.max"))? == "50000 100000");
     }
 
     env.ok(["update", "--memory-reservation", "32m", &id])?;
-    let soft = read(cg_file(
+    let soft = read_trimmed(&cg_file(
         &cg,
         ("memory", "memory.soft_limit_in_bytes"),
         "memory.low",
@@ -213,7 +176,7 @@ fn update_refuses_rdt_stopped_and_missing_containers() -> Result<()> {
     let env = Env::new(&["true"])?;
     let _g = env.guard();
     let id = env.uid("updstop");
-    start(&env, &id)?;
+    env.run_detached(&id)?;
     env.wait_status(&id, "stopped")?;
     let err = env.fails(["update", "--pids-limit", "5", &id])?;
     ensure!(err.contains("not running"), "{err}");
