@@ -603,7 +603,41 @@ pub mod image;
 pub mod podman;
 
 // ---------------------------------------------------------------------------
-// Helpers the tests of single commands share: the files of a test's cgroup.
+// Helpers the tests of single commands share: commands that leave a process
+// behind, one-shot shell containers, and the files of a test's cgroup.
+
+impl Env {
+    /// Like `ok`, for a command that leaves a process holding skiff's stdio
+    /// (create, run --detach, exec --detach): output goes through files, so
+    /// skiff's own exit ends the wait; fails after 30 s.
+    pub fn ok_detached<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let out = output_within(self.cmd(&args), std::time::Duration::from_secs(30))?;
+        if !out.status.success() {
+            bail!(
+                "skiff {:?} failed ({}): {}",
+                args,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `script` with sh in a fresh container (id from `name`), expects
+    /// exit 0 and nothing left behind; returns its stdout.
+    pub fn sh(&self, name: &str, script: &str) -> Result<String> {
+        self.set_args(&["sh", "-c", script])?;
+        let id = self.uid(name);
+        let out = self.run_code(&id, 0)?;
+        self.assert_clean(&id, None)?;
+        Ok(out)
+    }
+}
 
 /// The cgroupfs directory of cgroup path `rel` for `controller`: in the
 /// controller's own hierarchy on a v1 host, in the unified one otherwise.

@@ -20,36 +20,16 @@ use skiff_integration::{output_within, pid_alive, wait_until, Env};
 const SLEEP: &[&str] = &["sleep", "1000"];
 const EXEC_FAILED: i32 = 255;
 
-/// Runs skiff with ARGS to completion with stdout on /dev/null: a container
-/// process started by it keeps skiff's stdio, so a pipe would never close.
-/// Fails with skiff's stderr.
-fn quiet(env: &Env, args: &[&str]) -> Result<()> {
-    let err_path = env.tmp.path().join("skiff.err");
-    let mut c = env.cmd(args);
-    c.stdout(Stdio::null()).stderr(fs::File::create(&err_path)?);
-    let status = c.status().context("cannot run skiff")?;
-    if !status.success() {
-        bail!(
-            "skiff {args:?} failed ({status}): {}",
-            fs::read_to_string(&err_path).unwrap_or_default()
-        );
-    }
-    Ok(())
-}
-
 /// A `sleep` container with its own cgroup, created or (`start`) running.
 fn container(env: &Env, name: &str, start: bool) -> Result<String> {
     let cg = env.cgroups_path(name);
     env.edit_spec(|s| s["linux"]["cgroupsPath"] = json!(cg))?;
     let id = env.uid(name);
-    env.track(&id);
-    let bundle = env.bundle.to_string_lossy();
-    let verb = if start { "run" } else { "create" };
-    let detach: &[&str] = if start { &["--detach"] } else { &[] };
-    quiet(
-        env,
-        &[&[verb], detach, &["--bundle", &bundle, &id]].concat(),
-    )?;
+    if start {
+        env.run_detached(&id)?;
+    } else {
+        env.create(&id)?;
+    }
     Ok(id)
 }
 
@@ -71,7 +51,18 @@ fn exec(env: &Env, args: &[&str]) -> Result<(i32, String, String)> {
 }
 
 fn exec_detached(env: &Env, args: &[&str]) -> Result<()> {
-    quiet(env, &[&["exec", "--detach"], args].concat())
+    env.ok_detached([&["exec", "--detach"], args].concat())?;
+    Ok(())
+}
+
+/// `exec ARGS...` must fail as exec itself does (exit 255), saying `cause`.
+fn exec_fails(env: &Env, args: &[&str], cause: &str) -> Result<()> {
+    let (code, _, err) = exec(env, args)?;
+    ensure!(
+        code == EXEC_FAILED && err.contains(cause),
+        "exec {args:?}: exit {code}, stderr {err:?}"
+    );
+    Ok(())
 }
 
 /// The host pids `ps --format json` lists.
@@ -81,13 +72,16 @@ fn ps_pids(env: &Env, id: &str) -> Result<Vec<i32>> {
     )?)
 }
 
-/// Files libcontainer's exec leaves in the state dir unless skiff removes them.
-fn tenant_leftovers(env: &Env, id: &str) -> Result<Vec<String>> {
-    Ok(fs::read_dir(env.root.join(id))?
+/// Fails when the state dir holds files libcontainer's exec leaves there
+/// unless skiff removes them.
+fn no_tenant_files(env: &Env, id: &str) -> Result<()> {
+    let left: Vec<String> = fs::read_dir(env.root.join(id))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("tenant-"))
-        .collect())
+        .collect();
+    ensure!(left.is_empty(), "exec left {left:?} in the state dir");
+    Ok(())
 }
 
 #[test]
@@ -147,11 +141,7 @@ fn exit_codes_pass_through() -> Result<()> {
         ps_pids(&env, &id)? == before,
         "the exec'd sleep is still there"
     );
-    ensure!(
-        tenant_leftovers(&env, &id)?.is_empty(),
-        "{:?}",
-        tenant_leftovers(&env, &id)?
-    );
+    no_tenant_files(&env, &id)?;
     Ok(())
 }
 
@@ -281,11 +271,7 @@ fn cap_adds_a_capability() -> Result<()> {
         "with --cap CAP_NET_ADMIN: {added:#x}, before {plain:#x}"
     );
 
-    let (code, _, err) = exec(&env, &["--cap", "CAP_NOPE", &id, "true"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("CAP_NOPE"),
-        "exit {code}, stderr {err:?}"
-    );
+    exec_fails(&env, &["--cap", "CAP_NOPE", &id, "true"], "CAP_NOPE")?;
     Ok(())
 }
 
@@ -320,11 +306,7 @@ fn detach_writes_the_pid_file() -> Result<()> {
         pids.contains(&pid) && pids.contains(&env.pid(&id)?),
         "ps: {pids:?}"
     );
-    ensure!(
-        tenant_leftovers(&env, &id)?.is_empty(),
-        "{:?}",
-        tenant_leftovers(&env, &id)?
-    );
+    no_tenant_files(&env, &id)?;
 
     kill(Pid::from_raw(pid), Signal::SIGKILL)?;
     wait_until(10, "the exec'd sleep to end", || !pid_alive(pid))?;
@@ -340,39 +322,19 @@ fn exec_needs_a_running_container() -> Result<()> {
     let env = Env::new(SLEEP)?;
     let _g = env.guard();
     let created = container(&env, "created", false)?;
-    let (code, _, err) = exec(&env, &[&created, "true"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("created container"),
-        "exit {code}: {err}"
-    );
+    exec_fails(&env, &[&created, "true"], "created container")?;
 
     let id = running(&env, "stopped")?;
-    let (code, _, err) = exec(&env, &[&id])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("args cannot be empty"),
-        "exit {code}: {err}"
-    );
+    exec_fails(&env, &[&id], "args cannot be empty")?;
 
     env.ok(["pause", &id])?;
-    let (code, _, err) = exec(&env, &[&id, "true"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("--ignore-paused"),
-        "exit {code}: {err}"
-    );
+    exec_fails(&env, &[&id, "true"], "--ignore-paused")?;
     env.ok(["resume", &id])?;
 
     env.ok(["kill", &id, "KILL"])?;
     env.wait_status(&id, "stopped")?;
-    let (code, _, err) = exec(&env, &[&id, "true"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("cannot exec in a stopped container"),
-        "exit {code}: {err}"
-    );
-    let (code, _, err) = exec(&env, &["no-such-container", "true"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("does not exist"),
-        "exit {code}: {err}"
-    );
+    exec_fails(&env, &[&id, "true"], "cannot exec in a stopped container")?;
+    exec_fails(&env, &["no-such-container", "true"], "does not exist")?;
     Ok(())
 }
 
@@ -419,22 +381,14 @@ fn bad_process_file_is_a_clear_error() -> Result<()> {
         );
     }
     // A command that cannot be found fails the same way.
-    let (code, _, err) = exec(&env, &[&id, "no-such-program"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("no-such-program"),
-        "exit {code}: {err}"
-    );
+    exec_fails(&env, &[&id, "no-such-program"], "no-such-program")?;
 
     ensure!(env.status(&id)? == "running");
     ensure!(
         ps_pids(&env, &id)? == before,
         "processes left in the container"
     );
-    ensure!(
-        tenant_leftovers(&env, &id)?.is_empty(),
-        "{:?}",
-        tenant_leftovers(&env, &id)?
-    );
+    no_tenant_files(&env, &id)?;
     Ok(())
 }
 
@@ -471,6 +425,15 @@ fn receive_fd(listener: &UnixListener) -> Result<OwnedFd> {
         }
     }
     bail!("no file descriptor came over the console socket")
+}
+
+/// A pty master as a file for `read_until`, which polls it.
+fn nonblocking(master: OwnedFd) -> Result<fs::File> {
+    nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    Ok(fs::File::from(master))
 }
 
 /// Reads from the pty master until `want` shows up (or it closes, or 10 s pass).
@@ -513,12 +476,7 @@ fn tty_through_a_console_socket() -> Result<()> {
             "sh",
         ],
     )?;
-    let master = receive_fd(&listener)?;
-    nix::fcntl::fcntl(
-        master.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )?;
-    let mut master = fs::File::from(master);
+    let mut master = nonblocking(receive_fd(&listener)?)?;
     master.write_all(b"echo hi-$((1+2))\nexit\n")?;
     let seen = read_until(&mut master, "hi-3")?;
     ensure!(
@@ -549,21 +507,13 @@ fn tty_through_a_console_socket() -> Result<()> {
             &id,
         ],
     )?;
-    let mut master = fs::File::from(receive_fd(&listener)?);
-    nix::fcntl::fcntl(
-        master.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )?;
+    let mut master = nonblocking(receive_fd(&listener)?)?;
     let seen = read_until(&mut master, "21 77")?;
     ensure!(seen.contains("21 77"), "stty size on the pty said {seen:?}");
 
     // --tty needs a socket when detached, and a socket needs --tty.
-    let (code, _, err) = exec(&env, &["--tty", "--detach", &id, "true"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("console socket"),
-        "exit {code}: {err}"
-    );
-    let (code, _, err) = exec(
+    exec_fails(&env, &["--tty", "--detach", &id, "true"], "console socket")?;
+    exec_fails(
         &env,
         &[
             "--detach",
@@ -572,16 +522,9 @@ fn tty_through_a_console_socket() -> Result<()> {
             &id,
             "true",
         ],
+        "console socket",
     )?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("console socket"),
-        "exit {code}: {err}"
-    );
-    ensure!(
-        tenant_leftovers(&env, &id)?.is_empty(),
-        "{:?}",
-        tenant_leftovers(&env, &id)?
-    );
+    no_tenant_files(&env, &id)?;
     Ok(())
 }
 
@@ -638,22 +581,14 @@ fn foreground_tty_is_relayed() -> Result<()> {
     let status = c.status()?;
     let after = nix::sys::termios::tcgetattr(&slave)?;
     drop(slave);
-    nix::fcntl::fcntl(
-        pty.master.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )?;
-    let seen = read_until(&mut fs::File::from(pty.master), "33 111")?;
+    let seen = read_until(&mut nonblocking(pty.master)?, "33 111")?;
     ensure!(status.code() == Some(0), "{status}: {seen:?}");
     ensure!(seen.contains("33 111"), "stty size said {seen:?}");
     ensure!(
         after.local_flags == before.local_flags && after.input_flags == before.input_flags,
         "terminal mode not restored"
     );
-    ensure!(
-        tenant_leftovers(&env, &id)?.is_empty(),
-        "{:?}",
-        tenant_leftovers(&env, &id)?
-    );
+    no_tenant_files(&env, &id)?;
     let left: Vec<_> = fs::read_dir(env.root.join(&id))?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().contains("console"))
@@ -782,16 +717,8 @@ fn cgroup_puts_the_process_in_an_existing_sub_cgroup() -> Result<()> {
     let id = running(&env, "subcg")?;
     let init = env.pid(&id)?;
 
-    let (code, _, err) = exec(&env, &["--cgroup", "nope", &id, "true"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("does not exist"),
-        "exit {code}: {err}"
-    );
-    let (code, _, err) = exec(&env, &["--cgroup", "../up", &id, "true"])?;
-    ensure!(
-        code == EXEC_FAILED && err.contains("below"),
-        "exit {code}: {err}"
-    );
+    exec_fails(&env, &["--cgroup", "nope", &id, "true"], "does not exist")?;
+    exec_fails(&env, &["--cgroup", "../up", &id, "true"], "below")?;
     let dirs = container_cgroups(init)?;
     ensure!(!dirs.is_empty(), "no cgroup found for {init}");
     ensure!(

@@ -8,15 +8,6 @@ use anyhow::{ensure, Result};
 use serde_json::json;
 use skiff_integration::Env;
 
-/// Runs `script` with sh in a fresh container and returns its stdout (exit 0 expected).
-fn sh(env: &Env, name: &str, script: &str) -> Result<String> {
-    env.set_args(&["sh", "-c", script])?;
-    let id = env.uid(name);
-    let out = env.run_code(&id, 0)?;
-    env.assert_clean(&id, None)?;
-    Ok(out)
-}
-
 fn add_mount(env: &Env, m: serde_json::Value) -> Result<()> {
     env.edit_spec(|s| {
         if let Some(ms) = s["mounts"].as_array_mut() {
@@ -30,8 +21,7 @@ fn namespaces_pid_uts_net_ipc_mnt() -> Result<()> {
     let env = Env::new(&["true"])?;
     let _g = env.guard();
     env.edit_spec(|s| s["hostname"] = json!("skiff-test-host"))?;
-    let out = sh(
-        &env,
+    let out = env.sh(
         "ns",
         "echo self=$$; echo host=$(hostname); echo netdevs=$(tail -n +3 /proc/net/dev | wc -l); \
          for n in pid uts net ipc mnt; do echo $n=$(readlink /proc/self/ns/$n); done",
@@ -64,7 +54,7 @@ fn namespaces_pid_uts_net_ipc_mnt() -> Result<()> {
             }
         }
     })?;
-    let out = sh(&env, "hostnet", "readlink /proc/self/ns/net")?;
+    let out = env.sh("hostnet", "readlink /proc/self/ns/net")?;
     let host = fs::read_link(&ours)?;
     ensure!(out.trim() == host.to_string_lossy(), "{out}");
     Ok(())
@@ -101,8 +91,7 @@ fn bind_and_tmpfs_mounts() -> Result<()> {
         json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
                            "options": ["nosuid", "nodev", "mode=1770", "size=1m"]}),
     )?;
-    let out = sh(
-        &env,
+    let out = env.sh(
         "binds",
         "cat /ro/hello.txt; cat /etc/single; \
          touch /ro/x 2>/dev/null && echo ro-writable; \
@@ -133,8 +122,7 @@ fn bind_and_tmpfs_mounts() -> Result<()> {
 fn readonly_rootfs() -> Result<()> {
     let env = Env::new(&["true"])?;
     let _g = env.guard();
-    let out = sh(
-        &env,
+    let out = env.sh(
         "ro",
         "touch /newfile 2>&1; echo rc=$?; echo ok > /dev/shm/w && echo tmpfs-ok",
     )?;
@@ -144,7 +132,7 @@ fn readonly_rootfs() -> Result<()> {
 
     // The control: a writable rootfs.
     env.edit_spec(|s| s["root"]["readonly"] = json!(false))?;
-    let out = sh(&env, "rw", "touch /newfile && echo made")?;
+    let out = env.sh("rw", "touch /newfile && echo made")?;
     ensure!(out.trim() == "made", "{out}");
     ensure!(env.bundle.join("rootfs/newfile").exists());
     Ok(())
@@ -165,8 +153,7 @@ fn masked_and_readonly_paths() -> Result<()> {
         s["linux"]["maskedPaths"] = json!([]);
         s["linux"]["readonlyPaths"] = json!([]);
     })?;
-    let open = sh(
-        &env,
+    let open = env.sh(
         "open",
         "echo passwd=$(wc -c < /etc/passwd); \
         cat /proc/sys/kernel/hostname > /proc/sys/kernel/hostname && echo sys-writable",
@@ -180,7 +167,7 @@ fn masked_and_readonly_paths() -> Result<()> {
             m.push(json!("/etc/passwd"));
         }
     })?;
-    let out = sh(&env, "masked", script)?;
+    let out = env.sh("masked", script)?;
     // Some kernels have no /proc/kcore; then there is nothing to read either.
     let kcore_absent = !std::path::Path::new("/proc/kcore").exists();
     ensure!(
@@ -212,7 +199,7 @@ fn masked_and_readonly_paths() -> Result<()> {
             m.push(json!("/rw"));
         }
     })?;
-    let out = sh(&env, "rop", "(echo x > /rw/f) 2>&1; echo rc=$?")?;
+    let out = env.sh("rop", "(echo x > /rw/f) 2>&1; echo rc=$?")?;
     ensure!(out.contains("Read-only file system"), "{out}");
     ensure!(!rw.join("f").exists());
     Ok(())

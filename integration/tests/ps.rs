@@ -2,36 +2,17 @@
 //! the host's `ps` table cut down to them.
 
 use std::fs;
-use std::process::Stdio;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::json;
 use skiff_integration::{pid_alive, wait_until, Env};
-
-/// Runs skiff with stdout on /dev/null (a container process keeps skiff's
-/// stdio, so a pipe would never close); fails with skiff's stderr.
-fn quiet(env: &Env, args: &[&str]) -> Result<()> {
-    let err_path = env.tmp.path().join("skiff.err");
-    let mut c = env.cmd(args);
-    c.stdout(Stdio::null()).stderr(fs::File::create(&err_path)?);
-    let status = c.status().context("cannot run skiff")?;
-    if !status.success() {
-        bail!(
-            "skiff {args:?} failed ({status}): {}",
-            fs::read_to_string(&err_path).unwrap_or_default()
-        );
-    }
-    Ok(())
-}
 
 /// A running `sleep 1000` container with its own cgroup.
 fn running(env: &Env, name: &str) -> Result<String> {
     let cg = env.cgroups_path(name);
     env.edit_spec(|s| s["linux"]["cgroupsPath"] = json!(cg))?;
     let id = env.uid(name);
-    env.track(&id);
-    let bundle = env.bundle.to_string_lossy();
-    quiet(env, &["run", "--detach", "--bundle", &bundle, &id])?;
+    env.run_detached(&id)?;
     Ok(id)
 }
 
@@ -50,10 +31,7 @@ fn json_lists_init_and_exec_processes() -> Result<()> {
 
     let pid_file = env.tmp.path().join("exec.pid");
     let pf = pid_file.to_string_lossy();
-    quiet(
-        &env,
-        &["exec", "--detach", "--pid-file", &pf, &id, "sleep", "500"],
-    )?;
+    env.ok_detached(["exec", "--detach", "--pid-file", &pf, &id, "sleep", "500"])?;
     let exec_pid: i32 = fs::read_to_string(&pid_file)?.trim().parse()?;
     let mut want = vec![init, exec_pid];
     want.sort_unstable();

@@ -5,15 +5,6 @@ use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 use skiff_integration::Env;
 
-/// Runs `script` with sh and returns its stdout (exit 0 expected).
-fn sh(env: &Env, name: &str, script: &str) -> Result<String> {
-    env.set_args(&["sh", "-c", script])?;
-    let id = env.uid(name);
-    let out = env.run_code(&id, 0)?;
-    env.assert_clean(&id, None)?;
-    Ok(out)
-}
-
 /// The value of `Key:` in /proc/self/status as the container's process sees it.
 fn status_field(out: &str, key: &str) -> String {
     out.lines()
@@ -35,8 +26,7 @@ fn user_groups_cwd_and_env() -> Result<()> {
         s["process"]["cwd"] = json!("/tmp");
         s["process"]["env"] = json!(["PATH=/bin", "FOO=bar"]);
     })?;
-    let out = sh(
-        &env,
+    let out = env.sh(
         "user",
         "echo uid=$(id -u) gid=$(id -g); echo groups=$(id -G); pwd; echo foo=$FOO; \
          grep -E '^(Uid|Gid|Groups):' /proc/self/status",
@@ -62,8 +52,7 @@ fn rlimits() -> Result<()> {
             {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
         ]);
     })?;
-    let out = sh(
-        &env,
+    let out = env.sh(
         "rlim",
         "ulimit -n; ulimit -Hn; grep -E 'Max (processes|core)' /proc/self/limits",
     )?;
@@ -101,7 +90,7 @@ fn capabilities_for_root_and_for_a_user() -> Result<()> {
         s["process"]["capabilities"] =
             json!({"bounding": caps, "effective": caps, "permitted": caps});
     })?;
-    let out = sh(&env, "caproot", script)?;
+    let out = env.sh("caproot", script)?;
     let want = cap_mask(&[0, 5]);
     ensure!(status_field(&out, "CapBnd") == want, "{out}");
     ensure!(status_field(&out, "CapEff") == want, "{out}");
@@ -114,7 +103,7 @@ fn capabilities_for_root_and_for_a_user() -> Result<()> {
         s["process"]["capabilities"] = json!({"bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"],
             "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps});
     })?;
-    let out = sh(&env, "capuser", script)?;
+    let out = env.sh("capuser", script)?;
     let want = cap_mask(&[5, 10]);
     ensure!(status_field(&out, "CapEff") == want, "{out}");
     ensure!(status_field(&out, "CapPrm") == want, "{out}");
@@ -126,7 +115,7 @@ fn capabilities_for_root_and_for_a_user() -> Result<()> {
 
     // None at all.
     env.edit_spec(|s| s["process"]["capabilities"] = json!({}))?;
-    let out = sh(&env, "capnone", script)?;
+    let out = env.sh("capnone", script)?;
     ensure!(status_field(&out, "CapEff") == cap_mask(&[]), "{out}");
     Ok(())
 }
@@ -141,14 +130,14 @@ fn seccomp_rules_return_their_errno() -> Result<()> {
     let _g = env.guard();
     let script = "mkdir /dev/shm/d 2>&1 && echo made; echo rc=$?";
     // The control: without a filter mkdir works.
-    let out = sh(&env, "noseccomp", script)?;
+    let out = env.sh("noseccomp", script)?;
     ensure!(out.contains("made"), "{out}");
 
     env.edit_spec(|s| {
         s["linux"]["seccomp"] = seccomp(json!([{"names": ["mkdir", "mkdirat"],
             "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]));
     })?;
-    let out = sh(&env, "eperm", script)?;
+    let out = env.sh("eperm", script)?;
     ensure!(
         out.contains("Operation not permitted") && !out.contains("made"),
         "{out}"
@@ -159,7 +148,7 @@ fn seccomp_rules_return_their_errno() -> Result<()> {
         s["linux"]["seccomp"] = seccomp(json!([{"names": ["mkdir", "mkdirat"],
             "action": "SCMP_ACT_ERRNO", "errnoRet": 28}]));
     })?;
-    let out = sh(&env, "enospc", script)?;
+    let out = env.sh("enospc", script)?;
     ensure!(out.contains("No space left on device"), "{out}");
 
     // A deny-by-default profile that allows what sh needs still runs.
@@ -212,9 +201,9 @@ fn seccomp_denying_getcwd_does_not_break_init() -> Result<()> {
                     l.remove("seccomp");
                 }
             })?;
-            let plain = sh(&env, "plain", script)?;
+            let plain = env.sh("plain", script)?;
             env.edit_spec(|s| s["linux"]["seccomp"] = deny_getcwd.clone())?;
-            let out = sh(&env, "getcwd", script)?;
+            let out = env.sh("getcwd", script)?;
             ensure!(out.starts_with("running\n"), "{what}: {out}");
             // skiff may keep CAP_SYS_ADMIN in the init to install the filter
             // late; the process must have exactly the capabilities it has
@@ -227,11 +216,7 @@ fn seccomp_denying_getcwd_does_not_break_init() -> Result<()> {
         }
     }
     // The filter is in force: getcwd fails in the container.
-    let out = sh(
-        &env,
-        "getcwd-in",
-        "cd /tmp && busybox pwd -P 2>&1; echo end",
-    )?;
+    let out = env.sh("getcwd-in", "cd /tmp && busybox pwd -P 2>&1; echo end")?;
     ensure!(
         out.contains("Operation not permitted") && out.contains("end"),
         "{out}"
@@ -263,7 +248,7 @@ fn no_new_privileges_with_and_without_seccomp() -> Result<()> {
                     l.remove("seccomp");
                 }
             })?;
-            let out = sh(&env, "nnp", script)?;
+            let out = env.sh("nnp", script)?;
             let what = format!("noNewPrivileges {nnp:?}, seccomp {with_seccomp}");
             ensure!(status_field(&out, "NoNewPrivs") == want, "{what}: {out}");
             ensure!(
