@@ -1,9 +1,7 @@
 //! `skiff features`: the runtime-spec features document, and that what it
 //! claims about seccomp really works in a container.
 
-use std::process::Stdio;
-
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use skiff_integration::Env;
 
@@ -11,6 +9,14 @@ fn strings(v: &Value) -> Vec<&str> {
     v.as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
+}
+
+/// Fails unless `have` holds every one of `want`; `what` names an item.
+fn has_all(have: &[&str], want: &[&str], what: &str) -> Result<()> {
+    for w in want {
+        ensure!(have.contains(w), "{what} {w} missing: {have:?}");
+    }
+    Ok(())
 }
 
 fn features(env: &Env) -> Result<Value> {
@@ -25,29 +31,32 @@ fn features_document_is_complete() -> Result<()> {
         f["ociVersionMin"] == "1.0.0" && f["ociVersionMax"] == "1.3.0",
         "{f}"
     );
-    let hooks = strings(&f["hooks"]);
-    for h in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
-        ensure!(hooks.contains(&h), "hook {h} missing: {hooks:?}");
-    }
-    let opts = strings(&f["mountOptions"]);
-    for o in [
-        "ro", "rw", "bind", "rbind", "nosuid", "rprivate", "rro", "rnoexec",
-    ] {
-        ensure!(opts.contains(&o), "mount option {o} missing: {opts:?}");
-    }
+    has_all(
+        &strings(&f["hooks"]),
+        &[
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ],
+        "hook",
+    )?;
+    has_all(
+        &strings(&f["mountOptions"]),
+        &[
+            "ro", "rw", "bind", "rbind", "nosuid", "rprivate", "rro", "rnoexec",
+        ],
+        "mount option",
+    )?;
 
     let linux = &f["linux"];
-    let ns = strings(&linux["namespaces"]);
-    for n in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
-        ensure!(ns.contains(&n), "namespace {n} missing: {ns:?}");
-    }
+    has_all(
+        &strings(&linux["namespaces"]),
+        &["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+        "namespace",
+    )?;
     let caps = strings(&linux["capabilities"]);
     ensure!(caps.len() == 41, "41 capabilities expected: {caps:?}");
     ensure!(caps.contains(&"CAP_SYS_ADMIN") && caps.contains(&"CAP_CHECKPOINT_RESTORE"));
@@ -60,15 +69,16 @@ fn features_document_is_complete() -> Result<()> {
 
     let sc = &linux["seccomp"];
     ensure!(sc["enabled"] == true, "{sc}");
-    let actions = strings(&sc["actions"]);
-    for a in [
-        "SCMP_ACT_ALLOW",
-        "SCMP_ACT_ERRNO",
-        "SCMP_ACT_KILL_PROCESS",
-        "SCMP_ACT_NOTIFY",
-    ] {
-        ensure!(actions.contains(&a), "action {a} missing: {actions:?}");
-    }
+    has_all(
+        &strings(&sc["actions"]),
+        &[
+            "SCMP_ACT_ALLOW",
+            "SCMP_ACT_ERRNO",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_NOTIFY",
+        ],
+        "action",
+    )?;
     let ops = strings(&sc["operators"]);
     ensure!(
         ops.len() == 7 && ops.contains(&"SCMP_CMP_MASKED_EQ"),
@@ -76,9 +86,11 @@ fn features_document_is_complete() -> Result<()> {
     );
     let archs = strings(&sc["archs"]);
     #[cfg(target_arch = "x86_64")]
-    for a in ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"] {
-        ensure!(archs.contains(&a), "arch {a} missing: {archs:?}");
-    }
+    has_all(
+        &archs,
+        &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "arch",
+    )?;
     ensure!(!archs.is_empty());
     let known = strings(&sc["knownFlags"]);
     let supported = strings(&sc["supportedFlags"]);
@@ -120,22 +132,9 @@ fn reported_seccomp_support_works() -> Result<()> {
             }]
         });
     })?;
-    let id = env.uid("feat");
-    env.track(&id);
-    let out = env
-        .cmd(["run", "--bundle"])
-        .arg(&env.bundle)
-        .arg(&id)
-        .stderr(Stdio::piped())
-        .output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "run with flags {supported}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let stdout = env
+        .run_code(&env.uid("feat"), 0)
+        .with_context(|| format!("run with flags {supported}"))?;
     ensure!(
         stdout.contains("Operation not permitted"),
         "mkdir was not denied: {stdout}"

@@ -35,11 +35,17 @@ fn save_hook(out: &Path, kind: &str) -> Value {
     sh_hook(&format!("cat > {}/{kind}.json", dir.display()))
 }
 
+/// An empty directory `<tmp>/hooks` for what the hooks write.
+fn hooks_dir(env: &Env) -> Result<PathBuf> {
+    let out = env.tmp.path().join("hooks");
+    fs::create_dir(&out)?;
+    Ok(out)
+}
+
 /// A bundle whose every hook records its stdin in `<tmp>/hooks`.
 fn env_with_hooks(args: &[&str]) -> Result<(Env, PathBuf)> {
     let env = Env::new(args)?;
-    let out = env.tmp.path().join("hooks");
-    fs::create_dir(&out)?;
+    let out = hooks_dir(&env)?;
     let hooks: serde_json::Map<String, Value> = KINDS
         .iter()
         .map(|k| (k.to_string(), json!([save_hook(&out, k)])))
@@ -131,8 +137,7 @@ fn every_hook_gets_the_state_at_its_step() -> Result<()> {
 fn poststart_runs_on_start_not_create_and_failure_is_a_warning() -> Result<()> {
     let env = Env::new(&["sleep", "1000"])?;
     let _g = env.guard();
-    let out = env.tmp.path().join("hooks");
-    fs::create_dir(&out)?;
+    let out = hooks_dir(&env)?;
     let mark = out.join("second");
     env.edit_spec(|s| {
         s["hooks"] = json!({"poststart": [
@@ -157,8 +162,7 @@ fn poststart_runs_on_start_not_create_and_failure_is_a_warning() -> Result<()> {
 fn poststop_failure_is_a_warning_and_delete_continues() -> Result<()> {
     let env = Env::new(&["true"])?;
     let _g = env.guard();
-    let out = env.tmp.path().join("hooks");
-    fs::create_dir(&out)?;
+    let out = hooks_dir(&env)?;
     let mark = out.join("second");
     let cg = env.cgroups_path("pstop");
     env.edit_spec(|s| {
@@ -233,8 +237,7 @@ fn failing_create_hooks_fail_create_and_clean_up() -> Result<()> {
 fn hooks_that_ignore_stdin_are_fine() -> Result<()> {
     let env = Env::new(&["true"])?;
     let _g = env.guard();
-    let out = env.tmp.path().join("hooks");
-    fs::create_dir(&out)?;
+    let out = hooks_dir(&env)?;
     let mark = out.join("after");
     // 200 KiB of annotations fill the pipe, so writing the state to a hook
     // that exits at once gets EPIPE.
@@ -261,8 +264,7 @@ fn hooks_that_ignore_stdin_are_fine() -> Result<()> {
 fn hook_env_args_and_timeout() -> Result<()> {
     let env = Env::new(&["true"])?;
     let _g = env.guard();
-    let out = env.tmp.path().join("hooks");
-    fs::create_dir(&out)?;
+    let out = hooks_dir(&env)?;
     let file = out.join("env");
     env.edit_spec(|s| {
         s["hooks"] = json!({
