@@ -42,28 +42,16 @@ impl CgroupsMode {
     }
 }
 
-/// Checkpoints a running container with CRIU
+/// The CRIU flags checkpoint and restore share, as runc names them.
 #[derive(Args, Debug)]
-#[command(
-    after_long_help = "Needs the criu binary (--criu, default: criu on PATH). \
-Without --leave-running the container is stopped and deleted once its image is written."
-)]
-pub struct Checkpoint {
-    /// Directory for the CRIU image files (default: ./checkpoint)
+pub struct CriuOpts {
+    /// Directory of the CRIU image files (default: ./checkpoint)
     #[arg(long, value_name = "DIR")]
     pub image_path: Option<PathBuf>,
 
     /// Directory for CRIU's work files and logs (default: the image directory)
     #[arg(long, value_name = "DIR")]
     pub work_path: Option<PathBuf>,
-
-    /// Directory of a previous pre-dump (not supported by skiff)
-    #[arg(long, value_name = "DIR")]
-    pub parent_path: Option<PathBuf>,
-
-    /// Leave the container running after the checkpoint
-    #[arg(long)]
-    pub leave_running: bool,
 
     /// Allow open TCP connections
     #[arg(long)]
@@ -77,25 +65,9 @@ pub struct Checkpoint {
     #[arg(long)]
     pub shell_job: bool,
 
-    /// Restore memory pages lazily with userfaultfd (not supported by skiff)
-    #[arg(long)]
-    pub lazy_pages: bool,
-
-    /// File descriptor CRIU writes to when lazy pages are ready (not supported by skiff)
-    #[arg(long, value_name = "FD")]
-    pub status_fd: Option<i32>,
-
-    /// ADDRESS:PORT of a CRIU page server (not supported by skiff)
-    #[arg(long, value_name = "ADDRESS:PORT")]
-    pub page_server: Option<String>,
-
-    /// Checkpoint file locks
+    /// Checkpoint and restore file locks
     #[arg(long)]
     pub file_locks: bool,
-
-    /// Dump only memory, leaving the container running (not supported by skiff)
-    #[arg(long)]
-    pub pre_dump: bool,
 
     /// How CRIU handles the container's cgroups
     #[arg(long, value_enum, value_name = "MODE")]
@@ -108,6 +80,41 @@ pub struct Checkpoint {
     /// Deduplicate memory images automatically (not supported by skiff)
     #[arg(long)]
     pub auto_dedup: bool,
+
+    /// Restore memory pages lazily with userfaultfd (not supported by skiff)
+    #[arg(long)]
+    pub lazy_pages: bool,
+}
+
+/// Checkpoints a running container with CRIU
+#[derive(Args, Debug)]
+#[command(
+    after_long_help = "Needs the criu binary (--criu, default: criu on PATH). \
+Without --leave-running the container is stopped and deleted once its image is written."
+)]
+pub struct Checkpoint {
+    #[command(flatten)]
+    pub criu: CriuOpts,
+
+    /// Directory of a previous pre-dump (not supported by skiff)
+    #[arg(long, value_name = "DIR")]
+    pub parent_path: Option<PathBuf>,
+
+    /// Leave the container running after the checkpoint
+    #[arg(long)]
+    pub leave_running: bool,
+
+    /// File descriptor CRIU writes to when lazy pages are ready (not supported by skiff)
+    #[arg(long, value_name = "FD")]
+    pub status_fd: Option<i32>,
+
+    /// ADDRESS:PORT of a CRIU page server (not supported by skiff)
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub page_server: Option<String>,
+
+    /// Dump only memory, leaving the container running (not supported by skiff)
+    #[arg(long)]
+    pub pre_dump: bool,
 
     /// Container id
     pub id: String,
@@ -124,33 +131,8 @@ pub struct Restore {
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
 
-    /// Directory holding the CRIU image files (default: ./checkpoint)
-    #[arg(long, value_name = "DIR")]
-    pub image_path: Option<PathBuf>,
-
-    /// Directory for CRIU's work files and logs
-    #[arg(long, value_name = "DIR")]
-    pub work_path: Option<PathBuf>,
-
-    /// Allow open TCP connections
-    #[arg(long)]
-    pub tcp_established: bool,
-
-    /// Allow external unix sockets
-    #[arg(long)]
-    pub ext_unix_sk: bool,
-
-    /// Allow shell jobs
-    #[arg(long)]
-    pub shell_job: bool,
-
-    /// Restore file locks
-    #[arg(long)]
-    pub file_locks: bool,
-
-    /// How CRIU handles the container's cgroups
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub manage_cgroups_mode: Option<CgroupsMode>,
+    #[command(flatten)]
+    pub criu: CriuOpts,
 
     /// Path to the bundle directory
     #[arg(short, long, default_value = ".", value_name = "DIR")]
@@ -172,18 +154,6 @@ pub struct Restore {
     #[arg(long)]
     pub no_pivot: bool,
 
-    /// Namespace to create but not restore the properties of
-    #[arg(long, value_name = "NAMESPACE")]
-    pub empty_ns: Vec<String>,
-
-    /// Deduplicate memory images automatically
-    #[arg(long)]
-    pub auto_dedup: bool,
-
-    /// Restore memory pages lazily with userfaultfd
-    #[arg(long)]
-    pub lazy_pages: bool,
-
     /// LSM profile for the restored process (TYPE:NAME)
     #[arg(long, value_name = "TYPE:NAME")]
     pub lsm_profile: Option<String>,
@@ -201,12 +171,13 @@ impl Checkpoint {
         self.refuse_unsupported()?;
         container::validate_id(&self.id)?;
         use_criu(&g.criu)?;
+        let criu = &self.criu;
         let image_path = absolute(
-            self.image_path
+            criu.image_path
                 .clone()
                 .unwrap_or_else(|| "checkpoint".into()),
         )?;
-        let work_path = self.work_path.clone().map(absolute).transpose()?;
+        let work_path = criu.work_path.clone().map(absolute).transpose()?;
 
         let lock = ContainerLock::acquire(&g.root, &self.id)?;
         let mut c = container::load(&g.root, &self.id)?;
@@ -219,14 +190,14 @@ impl Checkpoint {
             );
         }
         let opts = CheckpointOptions {
-            ext_unix_sk: self.ext_unix_sk,
-            file_locks: self.file_locks,
+            ext_unix_sk: criu.ext_unix_sk,
+            file_locks: criu.file_locks,
             image_path,
             leave_running: self.leave_running,
-            shell_job: self.shell_job,
-            tcp_established: self.tcp_established,
+            shell_job: criu.shell_job,
+            tcp_established: criu.tcp_established,
             work_path,
-            manage_cgroups_mode: self
+            manage_cgroups_mode: criu
                 .manage_cgroups_mode
                 .map(CgroupsMode::criu)
                 .unwrap_or(rust_criu::CgMode::DEFAULT),
@@ -255,12 +226,12 @@ impl Checkpoint {
     fn refuse_unsupported(&self) -> Result<()> {
         let unsupported = [
             ("--parent-path", self.parent_path.is_some()),
-            ("--lazy-pages", self.lazy_pages),
+            ("--lazy-pages", self.criu.lazy_pages),
             ("--status-fd", self.status_fd.is_some()),
             ("--page-server", self.page_server.is_some()),
             ("--pre-dump", self.pre_dump),
-            ("--empty-ns", !self.empty_ns.is_empty()),
-            ("--auto-dedup", self.auto_dedup),
+            ("--empty-ns", !self.criu.empty_ns.is_empty()),
+            ("--auto-dedup", self.criu.auto_dedup),
         ];
         if let Some((flag, _)) = unsupported.iter().find(|(_, given)| *given) {
             bail!("checkpoint {flag} is not supported by skiff");
