@@ -328,14 +328,11 @@ fn op_name(op: &str) -> String {
 fn read_cpuset(dir: &CgroupDir) -> CpuSet {
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).ok();
     let num = |name: &str| read(name).and_then(|t| t.trim().parse::<u64>().ok());
+    let list = |name: &str| read(name).map(|t| parse_list(&t)).unwrap_or_default();
     match dir {
         CgroupDir::V1(_) => CpuSet {
-            cpus: read("cpuset.cpus")
-                .map(|t| parse_list(&t))
-                .unwrap_or_default(),
-            mems: read("cpuset.mems")
-                .map(|t| parse_list(&t))
-                .unwrap_or_default(),
+            cpus: list("cpuset.cpus"),
+            mems: list("cpuset.mems"),
             cpu_exclusive: num("cpuset.cpu_exclusive").unwrap_or(0),
             mem_hardwall: num("cpuset.mem_hardwall").unwrap_or(0),
             mem_exclusive: num("cpuset.mem_exclusive").unwrap_or(0),
@@ -349,12 +346,8 @@ fn read_cpuset(dir: &CgroupDir) -> CpuSet {
                 .unwrap_or(0),
         },
         CgroupDir::V2(_) => CpuSet {
-            cpus: read("cpuset.cpus.effective")
-                .map(|t| parse_list(&t))
-                .unwrap_or_default(),
-            mems: read("cpuset.mems.effective")
-                .map(|t| parse_list(&t))
-                .unwrap_or_default(),
+            cpus: list("cpuset.cpus.effective"),
+            mems: list("cpuset.mems.effective"),
             ..CpuSet::default()
         },
     }
