@@ -2,6 +2,7 @@
 //! descriptors, manifests, indexes, image configs), the local image store,
 //! OCI and Docker archives, and image config to runtime process.
 
+pub mod archive;
 pub mod config;
 pub mod descriptor;
 pub mod digest;
