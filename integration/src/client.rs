@@ -2,19 +2,19 @@
 //! (podman, ctr) runs with a deadline, and reaches skiff through a wrapper
 //! script that logs each call, for the assertions and for failure messages.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::skiff_bin;
+use crate::{output_within, skiff_bin};
 
 /// How long one client command may take before the test gives up on it.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Writes an executable script at `path` that appends its arguments to `log`
 /// (one call a line) and then runs skiff with them, after `--root ROOT` when
@@ -35,34 +35,67 @@ pub fn write_wrapper(path: &Path, log: &Path, root: Option<&Path>) -> Result<()>
     Ok(())
 }
 
-/// The calls logged at `log` so far, one a line.
-pub fn calls(log: &Path) -> String {
-    fs::read_to_string(log).unwrap_or_default()
-}
+/// A client program that drives skiff in a test (podman, ctr). A harness
+/// gives its command line and the log its wrapper writes; running it and
+/// checking what it did are the same for all.
+pub trait Client {
+    /// The program, for error messages.
+    const PROGRAM: &'static str;
+    /// What calls skiff on its behalf, for error messages.
+    const CALLER: &'static str;
 
-/// What `program ARGS` printed (`out`) when it exited 0; else an error with
-/// its status, its stderr and the skiff calls logged at `log`.
-pub fn stdout_if_ok(program: &str, args: &[OsString], out: Output, log: &Path) -> Result<String> {
-    if !out.status.success() {
-        bail!(
-            "{program} {:?} failed ({}): {}\nskiff calls:\n{}",
-            args,
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            calls(log)
-        );
+    /// The program with the harness's own flags and then ARGS, as a Command.
+    fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>;
+
+    /// Where the wrapper logs skiff's calls.
+    fn calls_log(&self) -> &Path;
+
+    /// Runs the program with ARGS (any exit code), killed after a minute.
+    fn run<I, S>(&self, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        output_within(self.cmd(args), TIMEOUT)
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
-/// Fails unless each of `wanted` is part of a call logged at `log`; `who`
-/// names the caller (podman, the shim) in the error.
-pub fn assert_called(log: &Path, wanted: &[&str], who: &str) -> Result<()> {
-    let calls = calls(log);
-    for w in wanted {
-        if !calls.contains(w) {
-            bail!("{who} never called `skiff ... {w}`:\n{calls}");
+    /// Runs the program and fails unless it exits 0; returns stdout.
+    fn ok<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let out = self.run(&args)?;
+        if !out.status.success() {
+            bail!(
+                "{} {:?} failed ({}): {}\nskiff calls:\n{}",
+                Self::PROGRAM,
+                args,
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.calls()
+            );
         }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-    Ok(())
+
+    /// The argument lists skiff was called with so far, one a line.
+    fn calls(&self) -> String {
+        fs::read_to_string(self.calls_log()).unwrap_or_default()
+    }
+
+    /// Fails unless skiff was called with each of `wanted` (parts of a call).
+    fn assert_called(&self, wanted: &[&str]) -> Result<()> {
+        let calls = self.calls();
+        for w in wanted {
+            if !calls.contains(w) {
+                bail!("{} never called `skiff ... {w}`:\n{calls}", Self::CALLER);
+            }
+        }
+        Ok(())
+    }
 }

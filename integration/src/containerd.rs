@@ -5,7 +5,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,9 +14,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::cleanup::{kill_cgroups_at, unmount_all};
-use crate::client::{self, TIMEOUT};
+use crate::client::{self, Client};
 use crate::image::{busybox_archive, IMAGE_REF};
-use crate::{cgroup_dirs_at, mounts_under, output_within};
+use crate::{cgroup_dirs_at, mounts_under};
 
 /// Where containerd 1.6 puts shim sockets, whatever its state dir.
 const SHIM_SOCKETS: &str = "/run/containerd/s/";
@@ -111,52 +111,6 @@ disabled_plugins = [
     /// containerd's own log, for error messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.tmp.path().join("containerd.log")).unwrap_or_default()
-    }
-
-    /// The argument lists the shim called skiff with so far, one a line.
-    pub fn calls(&self) -> String {
-        client::calls(&self.calls)
-    }
-
-    /// Fails unless the shim called skiff with each of `wanted` (parts of a call).
-    pub fn assert_called(&self, wanted: &[&str]) -> Result<()> {
-        client::assert_called(&self.calls, wanted, "the shim")
-    }
-
-    /// `ctr --address SOCK --namespace NS ARGS...` as a Command.
-    pub fn cmd<I, S>(&self, args: I) -> Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(&self.socket)
-            .arg("--namespace")
-            .arg(&self.namespace)
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// Runs ctr with ARGS (any exit code), killed after a minute.
-    pub fn run<I, S>(&self, args: I) -> Result<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        output_within(self.cmd(args), TIMEOUT)
-    }
-
-    /// Runs ctr and fails unless it exits 0; returns stdout.
-    pub fn ok<I, S>(&self, args: I) -> Result<String>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let out = self.run(&args)?;
-        client::stdout_if_ok("ctr", &args, out, &self.calls)
     }
 
     /// Imports the busybox OCI archive as IMAGE_REF and returns that name.
@@ -298,6 +252,31 @@ disabled_plugins = [
                 args.first().is_some_and(|a| a.contains("containerd-shim")) && args.contains(&sock)
             })
             .collect()
+    }
+}
+
+impl Client for Containerd {
+    const PROGRAM: &'static str = "ctr";
+    const CALLER: &'static str = "the shim";
+
+    /// `ctr --address SOCK --namespace NS ARGS...` as a Command.
+    fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(&self.socket)
+            .arg("--namespace")
+            .arg(&self.namespace)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn calls_log(&self) -> &Path {
+        &self.calls
     }
 }
 

@@ -3,7 +3,7 @@
 //! the containers, unmounts what podman's overlay storage left mounted and
 //! deletes the dir.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -11,9 +11,9 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::cleanup::{kill_cgroups_at, unmount_all};
-use crate::client::{self, TIMEOUT};
+use crate::client::{self, Client};
 use crate::image::{busybox_archive, IMAGE_REF};
-use crate::{cgroup_dirs_at, mounts_under, output_within};
+use crate::{cgroup_dirs_at, mounts_under};
 
 pub struct Podman {
     pub tmp: tempfile::TempDir,
@@ -90,62 +90,6 @@ runtime_supports_json = ["skiff"]
         Ok(p)
     }
 
-    /// `podman --root ... --runtime SKIFF ARGS...` as a Command.
-    pub fn cmd<I, S>(&self, args: I) -> Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let dir = self.tmp.path();
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", dir.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", dir.join("storage.conf"))
-            .arg("--root")
-            .arg(dir.join("storage"))
-            .arg("--runroot")
-            .arg(dir.join("runroot"))
-            .arg("--storage-driver")
-            .arg("overlay")
-            .arg("--runtime")
-            .arg(dir.join("bin/skiff"))
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
-            .arg("--tmpdir")
-            .arg(dir.join("tmp"))
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// Runs podman with ARGS (any exit code), killed after a minute.
-    pub fn run<I, S>(&self, args: I) -> Result<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        output_within(self.cmd(args), TIMEOUT)
-    }
-
-    /// Runs podman and fails unless it exits 0; returns stdout.
-    pub fn ok<I, S>(&self, args: I) -> Result<String>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let out = self.run(&args)?;
-        client::stdout_if_ok("podman", &args, out, &self.calls)
-    }
-
-    /// The argument lists skiff was called with so far, one a line.
-    pub fn calls(&self) -> String {
-        client::calls(&self.calls)
-    }
-
-    /// Fails unless podman called skiff with each of `wanted` (parts of a call).
-    pub fn assert_called(&self, wanted: &[&str]) -> Result<()> {
-        client::assert_called(&self.calls, wanted, "podman")
-    }
-
     /// Ids of the containers in skiff's state root.
     pub fn skiff_containers(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(&self.state) else {
@@ -209,6 +153,41 @@ runtime_supports_json = ["skiff"]
             bail!("podman containers left behind: {left:?}");
         }
         Ok(())
+    }
+}
+
+impl Client for Podman {
+    const PROGRAM: &'static str = "podman";
+    const CALLER: &'static str = "podman";
+
+    /// `podman --root ... --runtime SKIFF ARGS...` as a Command.
+    fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let dir = self.tmp.path();
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", dir.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", dir.join("storage.conf"))
+            .arg("--root")
+            .arg(dir.join("storage"))
+            .arg("--runroot")
+            .arg(dir.join("runroot"))
+            .arg("--storage-driver")
+            .arg("overlay")
+            .arg("--runtime")
+            .arg(dir.join("bin/skiff"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+            .arg("--tmpdir")
+            .arg(dir.join("tmp"))
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn calls_log(&self) -> &Path {
+        &self.calls
     }
 }
 

@@ -3,6 +3,7 @@
 //! delete, each against a private containerd.
 
 use anyhow::{bail, Result};
+use skiff_integration::client::Client;
 use skiff_integration::containerd::Containerd;
 
 fn text(b: &[u8]) -> String {

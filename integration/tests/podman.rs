@@ -2,6 +2,7 @@
 //! detached containers, exec, stop and rm, each on a private podman storage.
 
 use anyhow::{bail, Result};
+use skiff_integration::client::Client;
 use skiff_integration::podman::Podman;
 
 fn text(b: &[u8]) -> String {
