@@ -217,18 +217,10 @@ impl Env {
     /// `create --bundle BUNDLE ID`, tracked for cleanup.
     pub fn create(&self, id: &str) -> Result<()> {
         self.track(id);
-        let mut c = self.cmd(["create", "--bundle"]);
-        c.arg(&self.bundle).arg(id);
         // Not `ok`: the container's init inherits create's stdio, and a pipe
         // it holds open would make `output()` wait for as long as it lives.
-        let out = output_within(c, std::time::Duration::from_secs(30))?;
-        if !out.status.success() {
-            bail!(
-                "skiff create {id} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let bundle = self.bundle.as_os_str();
+        self.ok_detached(["create".as_ref(), "--bundle".as_ref(), bundle, id.as_ref()])?;
         Ok(())
     }
 
@@ -335,16 +327,14 @@ impl Env {
     /// `run --detach`, tracked for cleanup.
     pub fn run_detached(&self, id: &str) -> Result<()> {
         self.track(id);
-        let mut c = self.cmd(["run", "--detach", "--bundle"]);
-        c.arg(&self.bundle).arg(id);
-        let out = output_within(c, std::time::Duration::from_secs(30))?;
-        if !out.status.success() {
-            bail!(
-                "skiff run --detach {id} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let bundle = self.bundle.as_os_str();
+        self.ok_detached([
+            "run".as_ref(),
+            "--detach".as_ref(),
+            "--bundle".as_ref(),
+            bundle,
+            id.as_ref(),
+        ])?;
         Ok(())
     }
 
