@@ -1,0 +1,32 @@
+//! The Dockerfile frontend: parser directives, line continuations, heredocs, every
+//! instruction with its flags, variable expansion with BuildKit's semantics, per-stage
+//! ARG/ENV scoping, stage reference checks and .dockerignore matching.
+//!
+//! ```
+//! use skiff_builder::frontend::{parse, Instruction};
+//! let df = parse("Dockerfile", "FROM busybox AS base\nRUN echo hi\n").unwrap();
+//! assert_eq!(df.stages[0].name.as_deref(), Some("base"));
+//! assert!(matches!(df.stages[0].instructions[0].value, Instruction::Run(_)));
+//! ```
+
+mod directives;
+mod duration;
+mod error;
+mod expand;
+mod flags;
+mod heredoc;
+mod instruction;
+mod lexer;
+mod mount;
+mod parser;
+mod suggest;
+mod words;
+
+pub use directives::{CheckDirective, Directives};
+pub use duration::parse_go_duration;
+pub use error::{ExpandError, IgnoreError, ParseError};
+pub use expand::{expand, expand_words, Expander, Expansion, Lookup, NoVars};
+pub use heredoc::{parse_marker, Heredoc};
+pub use instruction::*;
+pub use mount::{Mount, MountType, Sharing};
+pub use parser::parse;
