@@ -203,15 +203,7 @@ impl Env {
     {
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let out = self.skiff(&args)?;
-        if !out.status.success() {
-            bail!(
-                "skiff {:?} failed ({}): {}",
-                args,
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        stdout_if_ok(&args, out)
     }
 
     /// `create --bundle BUNDLE ID`, tracked for cleanup.
@@ -607,15 +599,7 @@ impl Env {
     {
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let out = output_within(self.cmd(&args), std::time::Duration::from_secs(30))?;
-        if !out.status.success() {
-            bail!(
-                "skiff {:?} failed ({}): {}",
-                args,
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        stdout_if_ok(&args, out)
     }
 
     /// Runs `script` with sh in a fresh container (id from `name`), expects
@@ -627,6 +611,20 @@ impl Env {
         self.assert_clean(&id, None)?;
         Ok(out)
     }
+}
+
+/// What `skiff ARGS` printed (`out`) when it exited 0; else an error with
+/// its status and stderr.
+fn stdout_if_ok(args: &[std::ffi::OsString], out: Output) -> Result<String> {
+    if !out.status.success() {
+        bail!(
+            "skiff {:?} failed ({}): {}",
+            args,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The cgroupfs directory of cgroup path `rel` for `controller`: in the
