@@ -1,6 +1,7 @@
 //! Shared contracts between skiff's programs: the OCI image format (digests,
 //! descriptors, manifests, indexes, image configs), the local image store,
-//! OCI and Docker archives, and image config to runtime process.
+//! OCI and Docker archives, and image config to runtime process (with the
+//! image's users resolved inside its rootfs).
 
 pub mod archive;
 pub mod config;
@@ -10,7 +11,10 @@ pub mod image;
 pub mod index;
 pub mod manifest;
 pub mod media_type;
+pub mod rootfs;
+pub mod runtime_config;
 pub mod store;
+pub mod user;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform};
@@ -18,7 +22,8 @@ pub use digest::{Algorithm, Digest, DigestError, DigestWriter, Hasher, Verifying
 pub use image::Image;
 pub use index::ImageIndex;
 pub use manifest::ImageManifest;
-pub use store::{Store, StoreError};
+pub use runtime_config::{runtime_config, Overrides, RuntimeConfig, RuntimeConfigError};
+pub use store::{Store, StoreError, StoredImage};
 
 /// Default state directory of the `skiff` runtime (runc uses /run/runc).
 pub const DEFAULT_RUNTIME_ROOT: &str = "/run/skiff";
