@@ -364,3 +364,54 @@ fn corrupt_index_is_a_clear_error() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A writer killed at random points leaves a store the next process uses:
+/// every named image is complete, and gc cleans what the writer left.
+#[test]
+fn killed_writer_leaves_a_usable_store() -> anyhow::Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::waitpid;
+    use nix::unistd::{fork, ForkResult};
+
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    for round in 0..6u64 {
+        // SAFETY: the child only does file I/O on the store and never
+        // returns into the test harness (it is killed or calls _exit).
+        match unsafe { fork() }? {
+            ForkResult::Child => {
+                let big = vec![round as u8; 3 << 20];
+                for i in 0.. {
+                    let mut content = big.clone();
+                    content.extend_from_slice(format!("{round}-{i}").as_bytes());
+                    if make_image(&store, &format!("r{round}:{i}"), &content).is_err() {
+                        // SAFETY: ends the forked child at once.
+                        unsafe { nix::libc::_exit(1) };
+                    }
+                }
+                // SAFETY: as above.
+                unsafe { nix::libc::_exit(0) };
+            }
+            ForkResult::Parent { child } => {
+                std::thread::sleep(std::time::Duration::from_millis(20 + round * 37));
+                kill(child, Signal::SIGKILL)?;
+                waitpid(child, None)?;
+            }
+        }
+        let next = Store::open(dir.path())?;
+        for image in next.list()? {
+            for d in next.reachable(&image.descriptor)? {
+                let mut sink = Vec::new();
+                next.open_blob_verified(&d)?.read_to_end(&mut sink)?;
+            }
+        }
+    }
+    assert!(!store.list()?.is_empty(), "the writer never got to tag");
+    store.gc()?;
+    let strays: Vec<_> = std::fs::read_dir(dir.path().join("blobs/sha256"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
+    Ok(())
+}
