@@ -4,11 +4,12 @@
 mod common;
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use common::{blob_files, layer_tar, make_image};
+use common::{blob_files, gzip, layer_tar, make_image, make_image_with_layer};
 use skiff_specs::archive::{
     export_docker_archive, export_oci_archive, import_archive, import_layout_dir, ArchiveError,
 };
@@ -514,4 +515,69 @@ fn layout_dir_blob_symlink_is_refused() -> anyhow::Result<()> {
     );
     assert_store_empty(&store)?;
     Ok(())
+}
+
+#[test]
+fn gzip_layers_and_gzipped_docker_archives() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("store"))?;
+    let layer = layer_tar("zipped.txt", b"compressed layer")?;
+    let diff_id = Digest::sha256_of(&layer);
+    let gz = gzip(&layer)?;
+    make_image_with_layer(&store, "gz:1", &gz, media_type::OCI_LAYER_TAR_GZIP, diff_id)?;
+    // Wrong diff id: only a decompressing check can tell.
+    make_image_with_layer(
+        &store,
+        "gz:bad",
+        &gz,
+        media_type::OCI_LAYER_TAR_GZIP,
+        Digest::sha256_of(b"not the layer"),
+    )?;
+
+    for (name, ok) in [("gz:1", true), ("gz:bad", false)] {
+        let mut plain = Vec::new();
+        export_docker_archive(&store, &[name], &Platform::host(), &mut plain)?;
+        // Without the OCI files, as older `docker save` writes it, so the
+        // Docker path of the import is the one tested.
+        let docker_only = strip_members(&plain, &["index.json", "oci-layout"])?;
+        let archive = dir.path().join("gz.tar.gz");
+        std::fs::write(&archive, gzip(&docker_only)?)?;
+        let fresh = Store::open(dir.path().join(format!("fresh-{ok}")))?;
+        let result = import_archive(&fresh, &archive, None, None);
+        if ok {
+            result?;
+            let image = Image::load_host(&fresh, name)?;
+            assert_eq!(
+                image.manifest.layers[0].media_type,
+                media_type::OCI_LAYER_TAR_GZIP
+            );
+            assert_eq!(image.manifest.layers[0].digest, Digest::sha256_of(&gz));
+        } else {
+            let err = result.err();
+            assert!(
+                matches!(&err, Some(ArchiveError::DigestMismatch { expected, .. }) if *expected == Digest::sha256_of(b"not the layer")),
+                "{err:?}"
+            );
+            assert_store_empty(&fresh)?;
+        }
+    }
+    Ok(())
+}
+
+/// A copy of a tar without the named members.
+fn strip_members(tar_bytes: &[u8], drop: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut archive = tar::Archive::new(tar_bytes);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        if drop.contains(&name.as_str()) {
+            continue;
+        }
+        let mut header = entry.header().clone();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content)?;
+        out.append_data(&mut header, &name, &content[..])?;
+    }
+    Ok(out.into_inner()?)
 }

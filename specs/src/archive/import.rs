@@ -3,9 +3,9 @@
 //! whole input checks out are the blobs committed and the images named.
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -448,7 +448,7 @@ pub fn import_archive(
     tag: Option<&str>,
     rename: Option<&str>,
 ) -> Result<Vec<StoredImage>, ArchiveError> {
-    let archive = TarIndex::scan(path)?;
+    let archive = open_archive(store, path)?;
     if archive.has_file("oci-layout") && archive.has_file("index.json") {
         import_oci(store, &archive, tag, rename)
     } else if archive.has_file("manifest.json") {
@@ -461,6 +461,63 @@ pub fn import_archive(
                 .to_owned(),
         })
     }
+}
+
+/// Opens a tar archive, first decompressing a gzipped one (`docker save |
+/// gzip`) into an unnamed temp file beside the store's blobs.
+fn open_archive(store: &Store, path: &Path) -> Result<TarIndex, ArchiveError> {
+    let io_err = |source| ArchiveError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let mut head = [0u8; 4];
+    let n = file.read_at(&mut head, 0).map_err(io_err)?;
+    match Compression::sniff(&head[..n]) {
+        Compression::None => TarIndex::scan(file, path),
+        Compression::Gzip => {
+            let mut plain =
+                tempfile::tempfile_in(store.root()).map_err(|source| ArchiveError::Io {
+                    path: store.root().to_owned(),
+                    source,
+                })?;
+            let mut decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+            io::copy(&mut decoder, &mut plain).map_err(|source| ArchiveError::Tar {
+                path: path.to_owned(),
+                source,
+            })?;
+            TarIndex::scan(plain, path)
+        }
+        Compression::Zstd => Err(ArchiveError::Unsupported {
+            path: path.to_owned(),
+            reason: "the archive is zstd-compressed; decompress it first".to_owned(),
+        }),
+    }
+}
+
+/// Checks a gzipped layer's uncompressed content against its diff id.
+fn check_gzip_diff_id(
+    archive: &TarIndex,
+    member: &str,
+    diff_id: &Digest,
+) -> Result<(), ArchiveError> {
+    let location = archive.location(member);
+    let (reader, _) = TarIndex::open(archive, member)?;
+    let mut decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(reader));
+    let mut hasher = DigestWriter::new(io::sink(), diff_id.algorithm());
+    io::copy(&mut decoder, &mut hasher).map_err(|source| ArchiveError::Invalid {
+        location: location.clone(),
+        reason: format!("gzip layer does not decompress: {source}"),
+    })?;
+    let (_, actual, _) = hasher.finish();
+    if actual != *diff_id {
+        return Err(ArchiveError::DigestMismatch {
+            location,
+            expected: diff_id.clone(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -629,14 +686,19 @@ fn import_docker(
                 .map_err(Staging::map_store_error(location.clone()))?;
             let digest = staged.digest().clone();
             check_member_digest(archive, member, &digest)?;
-            // An uncompressed layer is its own diff; compressed ones are
-            // checked against diff_ids by whoever unpacks them.
-            if compression == Compression::None && digest != *diff_id {
-                return Err(ArchiveError::DigestMismatch {
-                    location,
-                    expected: diff_id.clone(),
-                    actual: digest,
-                });
+            // An uncompressed layer is its own diff; a gzipped one is
+            // decompressed to check. zstd layers (rare in Docker archives)
+            // are checked by whoever unpacks them.
+            match compression {
+                Compression::None if digest != *diff_id => {
+                    return Err(ArchiveError::DigestMismatch {
+                        location,
+                        expected: diff_id.clone(),
+                        actual: digest,
+                    })
+                }
+                Compression::Gzip => check_gzip_diff_id(archive, member, diff_id)?,
+                _ => {}
             }
             layers.push(Descriptor::new(
                 compression.oci_layer_media_type(),

@@ -6,12 +6,11 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::ArchiveError;
-use crate::media_type::Compression;
 
 /// More entries than any image archive has; a bound on memory for hostile input.
 const MAX_ENTRIES: usize = 200_000;
@@ -62,26 +61,14 @@ impl Read for MemberReader<'_> {
 }
 
 impl TarIndex {
-    /// Reads the headers of the tar file at `path`.
-    pub(crate) fn scan(path: &Path) -> Result<Self, ArchiveError> {
-        let io_err = |source| ArchiveError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file = File::open(path).map_err(io_err)?;
-        let mut head = [0u8; 4];
-        let n = file.read_at(&mut head, 0).map_err(io_err)?;
-        match Compression::sniff(&head[..n]) {
-            Compression::None => {}
-            compression => {
-                return Err(ArchiveError::Unsupported {
-                    path: path.to_owned(),
-                    reason: format!(
-                        "the archive is {compression:?}-compressed; decompress it first"
-                    ),
-                })
-            }
-        }
+    /// Reads the headers of the uncompressed tar `file`; `path` is what
+    /// error messages call it.
+    pub(crate) fn scan(mut file: File, path: &Path) -> Result<Self, ArchiveError> {
+        file.seek(SeekFrom::Start(0))
+            .map_err(|source| ArchiveError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         let tar_err = |source| ArchiveError::Tar {
             path: path.to_owned(),
             source,

@@ -22,7 +22,19 @@ pub fn layer_tar(name: &str, content: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// manifest descriptor.
 pub fn make_image(store: &Store, name: &str, file_content: &[u8]) -> anyhow::Result<Descriptor> {
     let layer = layer_tar("hello.txt", file_content)?;
-    let (layer_digest, layer_size) = store.put_blob(&layer[..], None, None)?;
+    let diff_id = Digest::sha256_of(&layer);
+    make_image_with_layer(store, name, &layer, media_type::OCI_LAYER_TAR, diff_id)
+}
+
+/// Like [`make_image`] with a given layer blob, media type and diff id.
+pub fn make_image_with_layer(
+    store: &Store,
+    name: &str,
+    layer: &[u8],
+    layer_media_type: &str,
+    diff_id: Digest,
+) -> anyhow::Result<Descriptor> {
+    let (layer_digest, layer_size) = store.put_blob(layer, None, None)?;
     let host = Platform::host();
     let config = ImageConfig {
         created: Some("1970-01-01T00:00:00Z".into()),
@@ -36,7 +48,7 @@ pub fn make_image(store: &Store, name: &str, file_content: &[u8]) -> anyhow::Res
         }),
         rootfs: RootFs {
             kind: "layers".into(),
-            diff_ids: vec![layer_digest.clone()],
+            diff_ids: vec![diff_id],
         },
         history: Some(vec![History {
             created_by: Some("test layer".into()),
@@ -47,11 +59,7 @@ pub fn make_image(store: &Store, name: &str, file_content: &[u8]) -> anyhow::Res
     let config_desc = store.put_json(media_type::OCI_CONFIG, &config)?;
     let manifest = ImageManifest::new_oci(
         config_desc,
-        vec![Descriptor::new(
-            media_type::OCI_LAYER_TAR,
-            layer_digest,
-            layer_size,
-        )],
+        vec![Descriptor::new(layer_media_type, layer_digest, layer_size)],
     );
     let desc = store.put_json(media_type::OCI_MANIFEST, &manifest)?;
     store.tag(name, &desc)?;
@@ -76,4 +84,12 @@ pub fn blob_files(root: &Path) -> anyhow::Result<Vec<String>> {
 
 pub fn digest_of(bytes: &[u8]) -> Digest {
     Digest::sha256_of(bytes)
+}
+
+/// gzip of `bytes`.
+pub fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
 }
