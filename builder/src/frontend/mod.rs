@@ -10,6 +10,7 @@
 //! ```
 
 mod directives;
+mod dockerignore;
 mod duration;
 mod error;
 mod expand;
@@ -19,10 +20,14 @@ mod instruction;
 mod lexer;
 mod mount;
 mod parser;
+mod scope;
+mod stages;
+mod substitute;
 mod suggest;
 mod words;
 
 pub use directives::{CheckDirective, Directives};
+pub use dockerignore::{find_dockerignore, DockerIgnore};
 pub use duration::parse_go_duration;
 pub use error::{ExpandError, IgnoreError, ParseError};
 pub use expand::{expand, expand_words, Expander, Expansion, Lookup, NoVars};
@@ -30,3 +35,5 @@ pub use heredoc::{parse_marker, Heredoc};
 pub use instruction::*;
 pub use mount::{Mount, MountType, Sharing};
 pub use parser::parse;
+pub use scope::{platform_args, GlobalArgs, Platform, StageVars};
+pub use stages::{check_stages, resolve_copy_from, resolve_from, StageRef};
