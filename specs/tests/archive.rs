@@ -435,6 +435,24 @@ fn hostile_archives_are_refused_and_store_nothing() -> anyhow::Result<()> {
         Err(ArchiveError::Json { .. })
     ));
 
+    // The same member twice, with different content.
+    let mut members = oci_members()?;
+    let dup = members[last].clone();
+    members.insert(2, (dup.0, b"shadow".to_vec()));
+    write_members(&archive, &members)?;
+    let err = import_archive(&store, &archive, None, None).err();
+    assert!(
+        matches!(&err, Some(ArchiveError::BadEntry { reason, .. }) if reason.contains("more than once")),
+        "{err:?}"
+    );
+
+    // An archive cut short in the middle of the last blob.
+    write_members(&archive, &oci_members()?)?;
+    let full = std::fs::read(&archive)?;
+    std::fs::write(&archive, &full[..full.len() - 1024 - 700])?;
+    assert!(import_archive(&store, &archive, None, None).is_err());
+    assert_store_empty(&store)?;
+
     // A hostile name annotation.
     let mut members = oci_members()?;
     let index = String::from_utf8(members[1].1.clone())?;

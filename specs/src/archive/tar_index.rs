@@ -177,7 +177,7 @@ impl TarIndex {
             MemberReader {
                 file: &self.file,
                 pos: offset,
-                end: offset + size,
+                end: offset.saturating_add(size),
             },
             size,
         ))
