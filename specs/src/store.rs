@@ -164,6 +164,76 @@ impl StagedBlob<'_> {
     }
 }
 
+/// A blob being written. Dropping it discards what was written.
+#[derive(Debug)]
+pub struct BlobWriter<'a> {
+    store: &'a Store,
+    path: PathBuf,
+    writer: DigestWriter<io::BufWriter<tempfile::NamedTempFile>>,
+    lease: Lease,
+}
+
+impl<'a> BlobWriter<'a> {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.writer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writer.is_empty()
+    }
+
+    /// Flushes and syncs the content, checks it against the expected digest
+    /// and size when given, and returns it staged for commit.
+    pub fn finish(
+        self,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<StagedBlob<'a>> {
+        let BlobWriter {
+            store,
+            path,
+            writer,
+            lease,
+        } = self;
+        let (buffered, digest, size) = writer.finish();
+        let temp = buffered
+            .into_inner()
+            .map_err(|e| StoreError::io(&path)(e.into_error()))?;
+        if let Some(want) = expected_size.filter(|want| *want != size) {
+            return Err(StoreError::SizeMismatch {
+                digest: expected.cloned().unwrap_or(digest),
+                expected: want,
+                actual: size,
+            });
+        }
+        if let Some(want) = expected.filter(|want| **want != digest) {
+            return Err(StoreError::DigestMismatch {
+                expected: want.clone(),
+                actual: digest,
+            });
+        }
+        temp.as_file().sync_all().map_err(StoreError::io(&path))?;
+        Ok(StagedBlob {
+            store,
+            temp: Some(temp),
+            digest,
+            size,
+            _lease: lease,
+        })
+    }
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
 /// An OCI image layout directory used as skiff's image store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -289,6 +359,21 @@ impl Store {
             }
         }
         let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
+        let mut writer = self.blob_writer_with(algorithm, lease)?;
+        let limit = expected_size.map_or(u64::MAX, |s| s.saturating_add(1));
+        io::copy(&mut (&mut reader).take(limit), &mut writer)
+            .map_err(StoreError::io(writer.path.clone()))?;
+        writer.finish(expected, expected_size)
+    }
+
+    /// A writer for a new blob (e.g. a layer being tarred and compressed):
+    /// write the content, then [`BlobWriter::finish`] verifies and stages it.
+    pub fn blob_writer(&self, algorithm: Algorithm) -> Result<BlobWriter<'_>> {
+        let lease = self.lease()?;
+        self.blob_writer_with(algorithm, lease)
+    }
+
+    fn blob_writer_with(&self, algorithm: Algorithm, lease: Lease) -> Result<BlobWriter<'_>> {
         let dir = self.blob_dir(algorithm);
         fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
         let temp = tempfile::Builder::new()
@@ -296,37 +381,11 @@ impl Store {
             .permissions(fs::Permissions::from_mode(0o644))
             .tempfile_in(&dir)
             .map_err(StoreError::io(&dir))?;
-        let temp_path = temp.path().to_owned();
-        let mut writer = DigestWriter::new(io::BufWriter::new(temp), algorithm);
-        let limit = expected_size.map_or(u64::MAX, |s| s.saturating_add(1));
-        io::copy(&mut (&mut reader).take(limit), &mut writer)
-            .map_err(StoreError::io(&temp_path))?;
-        let (buffered, digest, size) = writer.finish();
-        let temp = buffered
-            .into_inner()
-            .map_err(|e| StoreError::io(&temp_path)(e.into_error()))?;
-        if let Some(want) = expected_size.filter(|want| *want != size) {
-            return Err(StoreError::SizeMismatch {
-                digest: expected.cloned().unwrap_or(digest),
-                expected: want,
-                actual: size,
-            });
-        }
-        if let Some(want) = expected.filter(|want| **want != digest) {
-            return Err(StoreError::DigestMismatch {
-                expected: want.clone(),
-                actual: digest,
-            });
-        }
-        temp.as_file()
-            .sync_all()
-            .map_err(StoreError::io(&temp_path))?;
-        Ok(StagedBlob {
+        Ok(BlobWriter {
             store: self,
-            temp: Some(temp),
-            digest,
-            size,
-            _lease: lease,
+            path: temp.path().to_owned(),
+            writer: DigestWriter::new(io::BufWriter::new(temp), algorithm),
+            lease,
         })
     }
 

@@ -109,6 +109,36 @@ fn mismatch_stores_nothing() -> anyhow::Result<()> {
 }
 
 #[test]
+fn blob_writer_streams_and_verifies() -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let mut w = store.blob_writer(skiff_specs::Algorithm::Sha256)?;
+    w.write_all(b"layer ")?;
+    w.write_all(b"bytes")?;
+    assert_eq!(w.len(), 11);
+    let staged = w.finish(None, Some(11))?;
+    assert_eq!(staged.digest(), &digest_of(b"layer bytes"));
+    // Staged content is not visible until committed.
+    assert!(!store.has_blob(&digest_of(b"layer bytes"))?);
+    staged.commit()?;
+    assert!(store.has_blob(&digest_of(b"layer bytes"))?);
+
+    // Dropped writers and failed checks leave nothing behind.
+    let mut w = store.blob_writer(skiff_specs::Algorithm::Sha256)?;
+    w.write_all(b"abandoned")?;
+    drop(w);
+    let mut w = store.blob_writer(skiff_specs::Algorithm::Sha256)?;
+    w.write_all(b"wrong")?;
+    assert!(w.finish(Some(&digest_of(b"right")), None).is_err());
+    assert_eq!(
+        blob_files(dir.path())?,
+        vec![format!("sha256/{}", digest_of(b"layer bytes").hex())]
+    );
+    Ok(())
+}
+
+#[test]
 fn sha512_blobs() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
