@@ -304,7 +304,6 @@ impl Store {
             .truncate(false)
             .write(true)
             .mode(0o644)
-            .custom_flags(libc_o_cloexec())
             .open(&path)
             .map_err(StoreError::io(&path))?;
         Flock::lock(file, arg).map_err(|(_, errno)| StoreError::Io {
@@ -429,7 +428,7 @@ impl Store {
         let path = self.blob_path(&descriptor.digest);
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | libc_o_cloexec())
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
@@ -773,10 +772,6 @@ fn remove_file(path: &Path) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StoreError::io(path)(e)),
     }
-}
-
-fn libc_o_cloexec() -> i32 {
-    nix::libc::O_CLOEXEC
 }
 
 /// Checks an `oci-layout` file's content.

@@ -45,7 +45,7 @@ impl LayoutSource for LayoutDir {
         let path = self.root.join(name);
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
             .open(&path)
             .map_err(|e| match e.raw_os_error() {
                 _ if e.kind() == io::ErrorKind::NotFound => ArchiveError::Missing {
