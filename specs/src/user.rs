@@ -141,6 +141,14 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError
         Some((u, g)) => (u, Some(g).filter(|g| !g.is_empty())),
         None => (spec, None),
     };
+    // A missing /etc/passwd is normal; a missing rootfs is the caller's error.
+    if let Err(source) = std::fs::read_dir(rootfs) {
+        return Err(UserError::Io {
+            spec: spec.to_owned(),
+            file: rootfs.to_owned(),
+            source,
+        });
+    }
     let passwd = parse_passwd(&read_db(rootfs, "passwd", spec)?);
     let numeric_uid = if user_part.is_empty() {
         Some(0)
@@ -280,6 +288,9 @@ mod tests {
         let r = resolve_user(dir.path(), "1:2")?;
         assert_eq!((r.uid, r.gid), (1, 2));
         assert!(resolve_user(dir.path(), "app").is_err());
+        let gone = dir.path().join("nope");
+        let err = resolve_user(&gone, "0").err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("nope")));
         Ok(())
     }
 
