@@ -72,7 +72,7 @@ pub fn check_stages(df: &Dockerfile) -> Result<(), ParseError> {
         line: at.span.start_line,
         column: at.span.column,
         message,
-        source_line: at.source.lines().next().unwrap_or_default().to_string(),
+        source_line: at.display_line(),
     };
     let globals = GlobalArgs::host(df, &BTreeMap::new()).ok();
     let froms: Vec<Located<Instruction>> = df

@@ -107,6 +107,14 @@ impl Instruction {
     }
 }
 
+impl<T> Located<T> {
+    /// The first line of the source, indented to its column, for error display.
+    pub(crate) fn display_line(&self) -> String {
+        let first = self.source.lines().next().unwrap_or_default();
+        format!("{}{first}", " ".repeat(self.span.column.saturating_sub(1)))
+    }
+}
+
 impl Located<Instruction> {
     /// [`Instruction::expanded`] with errors placed at the instruction, as
     /// `FILE:LINE:COL: failed to expand ...`.
@@ -121,7 +129,7 @@ impl Located<Instruction> {
             line: self.span.start_line,
             column: self.span.column,
             message: format!("{}: {}", self.value.keyword(), e.message),
-            source_line: self.source.lines().next().unwrap_or_default().to_string(),
+            source_line: self.display_line(),
         })
     }
 }
