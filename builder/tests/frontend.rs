@@ -92,8 +92,11 @@ fn words(ws: &[&str]) -> Vec<String> {
     ws.iter().map(|w| s(w)).collect()
 }
 
-/// Dockerfile text and the instructions it must parse to (global ARGs and FROMs included).
-fn parse_cases() -> Result<Vec<(&'static str, &'static str, Vec<Instruction>)>, String> {
+/// A case name, Dockerfile text and the instructions it must parse to (global ARGs and FROMs
+/// included).
+type ParseCase = (&'static str, &'static str, Vec<Instruction>);
+
+fn parse_cases() -> Result<Vec<ParseCase>, String> {
     Ok(vec![
         (
             "comments and continuations across comment and empty lines",
@@ -644,8 +647,11 @@ fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (s(k), s(v))).collect()
 }
 
-/// Word, escape character, then the expansion or the error (offset, message).
-const EXPANSIONS: &[(&str, char, Result<&str, (usize, &str)>)] = &[
+/// The expansion of a word, or the error's offset and message.
+type Expected = Result<&'static str, (usize, &'static str)>;
+
+/// Word, escape character, then what it expands to.
+const EXPANSIONS: &[(&str, char, Expected)] = &[
     ("$A", '\\', Ok("a")),
     ("${A}b", '\\', Ok("ab")),
     ("$A_b", '\\', Ok("")),
