@@ -421,6 +421,53 @@ fn dockerfiles_parse_to_instructions() -> TestResult {
 }
 
 #[test]
+fn run_heredocs_become_commands() -> TestResult {
+    let src = "FROM a\nRUN <<EOF\necho one\nEOF\nRUN <<-py\n\t#!/usr/bin/env python3\n\tprint(1)\n\tpy\nRUN cat <<A > /x && cat <<B\na\nA\nb\nB\nRUN [\"ls\", \"/\"]\nRUN plain\n";
+    let df = parse("Dockerfile", src)?;
+    let got: Vec<RunCommand> = df.stages[0]
+        .instructions
+        .iter()
+        .filter_map(|i| match &i.value {
+            Instruction::Run(r) => Some(r.to_command()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            RunCommand::Shell(s("echo one\n")),
+            RunCommand::Script {
+                path: s("/dev/pipes/py"),
+                content: s("#!/usr/bin/env python3\nprint(1)\n")
+            },
+            RunCommand::Shell(s("cat <<A > /x && cat <<B\na\nA\nb\nB")),
+            RunCommand::Exec(words(&["ls", "/"])),
+            RunCommand::Shell(s("plain")),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn add_takes_heredocs_too() -> TestResult {
+    let df = parse(
+        "Dockerfile",
+        "FROM a\nADD --chmod=600 <<key.pem /etc/\nsecret\nkey.pem\n",
+    )?;
+    let want = Instruction::Add(Add {
+        files: FileCopy {
+            sources: vec![Source::Heredoc(doc("key.pem", "secret\n", true, false))],
+            chmod: Some(s("600")),
+            ..files(&[], "/etc/")
+        },
+        checksum: None,
+        keep_git_dir: false,
+    });
+    assert_eq!(df.stages[0].instructions[0].value, want);
+    Ok(())
+}
+
+#[test]
 fn directives_are_recorded() -> TestResult {
     let df = parse(
         "Dockerfile",

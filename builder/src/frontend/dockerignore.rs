@@ -125,18 +125,15 @@ impl DockerIgnore {
     /// Whether a context-relative path (with `/` separators) is excluded.
     pub fn is_excluded(&self, path: &str) -> bool {
         let path = clean(path);
-        let parents: Vec<&str> = match path.rfind('/') {
-            Some(i) => path[..i].split('/').collect(),
-            None => Vec::new(),
-        };
+        // Parent directories are the prefixes of the path that end before a `/`.
+        let parents: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
         let mut excluded = false;
         for p in &self.patterns {
             // An exclusion can only change an excluded path and vice versa.
             if p.exclusion != excluded {
                 continue;
             }
-            let hit =
-                p.matches(&path) || (1..=parents.len()).any(|n| p.matches(&parents[..n].join("/")));
+            let hit = p.matches(&path) || parents.iter().any(|d| !d.is_empty() && p.matches(d));
             if hit {
                 excluded = !p.exclusion;
             }
@@ -267,8 +264,7 @@ impl Pattern {
             return path.ends_with(suffix.as_str())
                 || suffix.strip_prefix('/').is_some_and(|s| s == path);
         }
-        let chars: Vec<char> = path.chars().collect();
-        full_match(&self.toks, &chars)
+        Matcher::new(&self.toks, path, false).at(0, 0)
     }
 
     /// Whether `prefix` followed by some text could match.
@@ -276,8 +272,7 @@ impl Pattern {
         if self.suffix.is_some() {
             return true;
         }
-        let chars: Vec<char> = prefix.chars().collect();
-        prefix_match(&self.toks, &chars)
+        Matcher::new(&self.toks, prefix, true).at(0, 0)
     }
 }
 
@@ -285,52 +280,79 @@ fn class_has(negated: bool, ranges: &[(char, char)], c: char) -> bool {
     ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != negated
 }
 
-fn full_match(p: &[Tok], s: &[char]) -> bool {
-    let Some((tok, rest)) = p.split_first() else {
-        return s.is_empty();
-    };
-    match tok {
-        Tok::Lit(c) => s.first() == Some(c) && full_match(rest, &s[1..]),
-        Tok::One => s.first().is_some_and(|&c| c != '/') && full_match(rest, &s[1..]),
-        Tok::Class { negated, ranges } => {
-            s.first().is_some_and(|&c| class_has(*negated, ranges, c)) && full_match(rest, &s[1..])
-        }
-        Tok::Star => {
-            let run = s.iter().take_while(|&&c| c != '/').count();
-            (0..=run).any(|i| full_match(rest, &s[i..]))
-        }
-        Tok::AnyDirs => {
-            full_match(rest, s)
-                || s.iter()
-                    .enumerate()
-                    .filter(|&(_, &c)| c == '/')
-                    .any(|(i, _)| full_match(rest, &s[i + 1..]))
-        }
-        Tok::AnyRest => true,
-    }
+/// Backtracking glob matcher over a path. With two or more star-like tokens it remembers
+/// failed (token, position) states, so no pattern can make it take exponential time.
+struct Matcher<'a> {
+    toks: &'a [Tok],
+    s: &'a str,
+    /// Prefix mode: running out of text means the pattern could still match.
+    prefix: bool,
+    failed: Option<std::collections::HashSet<(usize, usize)>>,
 }
 
-/// Whether the pattern can consume all of `s` and still match something after it.
-fn prefix_match(p: &[Tok], s: &[char]) -> bool {
-    if s.is_empty() {
-        return true;
+impl<'a> Matcher<'a> {
+    fn new(toks: &'a [Tok], s: &'a str, prefix: bool) -> Self {
+        let stars = toks
+            .iter()
+            .filter(|t| matches!(t, Tok::Star | Tok::AnyDirs))
+            .count();
+        Matcher {
+            toks,
+            s,
+            prefix,
+            failed: (stars >= 2).then(Default::default),
+        }
     }
-    let Some((tok, rest)) = p.split_first() else {
-        return false;
-    };
-    match tok {
-        Tok::Lit(c) => s.first() == Some(c) && prefix_match(rest, &s[1..]),
-        Tok::One => s.first().is_some_and(|&c| c != '/') && prefix_match(rest, &s[1..]),
-        Tok::Class { negated, ranges } => {
-            s.first().is_some_and(|&c| class_has(*negated, ranges, c))
-                && prefix_match(rest, &s[1..])
+
+    fn at(&mut self, ti: usize, si: usize) -> bool {
+        if self.failed.as_ref().is_some_and(|f| f.contains(&(ti, si))) {
+            return false;
         }
-        Tok::Star => {
-            let run = s.iter().take_while(|&&c| c != '/').count();
-            (0..=run).any(|i| prefix_match(rest, &s[i..]))
+        let ok = self.step(ti, si);
+        if !ok {
+            if let Some(f) = &mut self.failed {
+                f.insert((ti, si));
+            }
         }
-        // `.*` may swallow the whole prefix.
-        Tok::AnyDirs | Tok::AnyRest => true,
+        ok
+    }
+
+    fn step(&mut self, ti: usize, si: usize) -> bool {
+        let rest = &self.s[si..];
+        if self.prefix && rest.is_empty() {
+            return true;
+        }
+        let Some(tok) = self.toks.get(ti) else {
+            return rest.is_empty();
+        };
+        let first = rest.chars().next();
+        let one = |ok: bool| ok.then(|| first.map_or(0, char::len_utf8));
+        let advance = match tok {
+            Tok::Lit(c) => one(first == Some(*c)),
+            Tok::One => one(first.is_some_and(|c| c != '/')),
+            Tok::Class { negated, ranges } => {
+                one(first.is_some_and(|c| class_has(*negated, ranges, c)))
+            }
+            Tok::Star => {
+                let run = rest.find('/').unwrap_or(rest.len());
+                for (i, _) in rest[..run].char_indices() {
+                    if self.at(ti + 1, si + i) {
+                        return true;
+                    }
+                }
+                return self.at(ti + 1, si + run);
+            }
+            Tok::AnyDirs => {
+                // In prefix mode `.*` may swallow the rest of the text.
+                if self.prefix || self.at(ti + 1, si) {
+                    return true;
+                }
+                let slashes: Vec<usize> = rest.match_indices('/').map(|(i, _)| i).collect();
+                return slashes.into_iter().any(|i| self.at(ti + 1, si + i + 1));
+            }
+            Tok::AnyRest => return true,
+        };
+        advance.is_some_and(|n| self.at(ti + 1, si + n))
     }
 }
 
@@ -389,6 +411,16 @@ mod tests {
         assert!(!p.matches("fbox"));
         assert!(Pattern::compile("a[", false).is_err());
         assert!(Pattern::compile("a\\", false).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn no_exponential_backtracking() -> Result<(), String> {
+        let p = Pattern::compile("*a*a*a*a*a*a*a*a*a*a*a*a*b", false)?;
+        let long = "a".repeat(200);
+        assert!(!p.matches(&long));
+        let p = Pattern::compile("**/a/**/a/**/a/**/a/**/b", false)?;
+        assert!(!p.matches(&"a/".repeat(100)));
         Ok(())
     }
 }

@@ -600,16 +600,40 @@ impl Pattern {
         Ok(Pattern(toks))
     }
 
+    /// Whole-string match; `*` backtracks only to the last star seen, which is enough for
+    /// patterns without character classes and keeps matching linear in practice.
     fn matches(&self, s: &[char]) -> bool {
-        fn go(p: &[Tok], s: &[char]) -> bool {
-            match p.split_first() {
-                None => s.is_empty(),
-                Some((Tok::Star, rest)) => (0..=s.len()).any(|i| go(rest, &s[i..])),
-                Some((Tok::Any, rest)) => !s.is_empty() && go(rest, &s[1..]),
-                Some((Tok::Lit(c), rest)) => s.first() == Some(c) && go(rest, &s[1..]),
+        let p = &self.0;
+        let (mut pi, mut si) = (0, 0);
+        let mut last_star: Option<(usize, usize)> = None;
+        while si < s.len() {
+            match p.get(pi) {
+                Some(Tok::Star) => {
+                    last_star = Some((pi, si));
+                    pi += 1;
+                }
+                Some(Tok::Any) => {
+                    pi += 1;
+                    si += 1;
+                }
+                Some(Tok::Lit(c)) if *c == s[si] => {
+                    pi += 1;
+                    si += 1;
+                }
+                _ => match last_star {
+                    Some((sp, ss)) => {
+                        pi = sp + 1;
+                        si = ss + 1;
+                        last_star = Some((sp, ss + 1));
+                    }
+                    None => return false,
+                },
             }
         }
-        go(&self.0, s)
+        while p.get(pi) == Some(&Tok::Star) {
+            pi += 1;
+        }
+        pi == p.len()
     }
 
     fn trim_prefix(&self, value: &str, greedy: bool) -> String {
@@ -708,6 +732,8 @@ mod tests {
             ("${p//l/L}", "/usr/LocaL/bin.tar.gz"),
             ("${u:-${a}}", "x y"),
             ("${u:-'q w'}", "q w"),
+            ("${p#*l*l}", "/bin.tar.gz"),
+            ("${p%?.*z}", "/usr/local/bin.ta"),
         ];
         for (word, want) in cases {
             assert_eq!(expand(word, &v)?, want, "{word}");

@@ -182,6 +182,49 @@ pub struct Run {
     pub security: Option<Security>,
 }
 
+/// What a RUN executes once its heredocs are applied, the way BuildKit does it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunCommand {
+    /// Exec form: this argv as is.
+    Exec(Vec<String>),
+    /// Run this text with the stage's SHELL (`/bin/sh -c TEXT`).
+    Shell(String),
+    /// The command is a single heredoc starting with `#!`: put `content` at `path`
+    /// (mode 0755, read-only) and run `path` with the stage's SHELL.
+    Script { path: String, content: String },
+}
+
+impl Run {
+    /// The command with heredocs applied: a command that is a single heredoc runs its body
+    /// (as a script file when it starts with `#!`); otherwise the bodies are appended, each
+    /// followed by its delimiter, for the shell to read as heredocs.
+    pub fn to_command(&self) -> RunCommand {
+        let line = match &self.command {
+            CommandLine::Exec(argv) => return RunCommand::Exec(argv.clone()),
+            CommandLine::Shell(line) => line,
+        };
+        let Some(first) = self.heredocs.first() else {
+            return RunCommand::Shell(line.clone());
+        };
+        if matches!(super::heredoc::parse_marker(line), Ok(Some(_))) {
+            if first.content.starts_with("#!") {
+                return RunCommand::Script {
+                    path: format!("/dev/pipes/{}", first.name),
+                    content: first.content.clone(),
+                };
+            }
+            return RunCommand::Shell(first.content.clone());
+        }
+        let mut full = line.clone();
+        for doc in &self.heredocs {
+            full.push('\n');
+            full.push_str(&doc.content);
+            full.push_str(&doc.name);
+        }
+        RunCommand::Shell(full)
+    }
+}
+
 /// `RUN --network`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {

@@ -3,11 +3,18 @@
 //! ARG/ENV scoping, stage reference checks and .dockerignore matching.
 //!
 //! ```
-//! use skiff_builder::frontend::{parse, Instruction};
-//! let df = parse("Dockerfile", "FROM busybox AS base\nRUN echo hi\n").unwrap();
+//! use skiff_builder::frontend::{check_stages, parse, Instruction};
+//! # fn main() -> Result<(), skiff_builder::frontend::ParseError> {
+//! let df = parse("Dockerfile", "FROM busybox AS base\nRUN echo hi\n")?;
+//! check_stages(&df)?;
 //! assert_eq!(df.stages[0].name.as_deref(), Some("base"));
 //! assert!(matches!(df.stages[0].instructions[0].value, Instruction::Run(_)));
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! `parse` reports everything it can decide from one instruction (and a stage reading from
+//! itself); `check_stages` adds the checks that need all stages: stage indexes and cycles.
 
 mod directives;
 mod dockerignore;
