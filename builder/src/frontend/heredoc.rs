@@ -94,10 +94,11 @@ fn is_marker_start(s: &str) -> bool {
         .starts_with("<<")
 }
 
-/// Splits `line` into raw shell words with their offsets. On an unclosed quote returns the
-/// offsets of that word and of the quote.
-#[allow(clippy::type_complexity)]
-fn split_raw(line: &str) -> (Vec<(usize, &str)>, Option<(usize, usize)>) {
+/// Raw words with their offsets, and where an unclosed quote's word and quote start.
+type RawWords<'a> = (Vec<(usize, &'a str)>, Option<(usize, usize)>);
+
+/// Splits `line` into raw shell words with their offsets.
+fn split_raw(line: &str) -> RawWords<'_> {
     let mut words = Vec::new();
     let mut it = line.char_indices().peekable();
     let mut start: Option<usize> = None;

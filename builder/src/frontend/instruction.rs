@@ -1,6 +1,6 @@
 //! The typed form of a parsed Dockerfile. Values are as written (after quote handling that
 //! the parser itself does, such as JSON strings); variable expansion happens later, per
-//! stage, through [`Instruction::expanded`](super::substitute).
+//! stage, through `Instruction::expanded`.
 
 use std::ops::Deref;
 use std::time::Duration;
