@@ -152,6 +152,17 @@ fn parse_cases() -> Result<Vec<ParseCase>, String> {
             ],
         ),
         (
+            "heredoc bodies start after the last continuation line",
+            "FROM a\nRUN cat <<EOF \\\n  > /file\nhello\nEOF\n",
+            vec![
+                from("a", None, None),
+                Instruction::Run(Run {
+                    heredocs: vec![doc("EOF", "hello\n", true, false)],
+                    ..run(sh("cat <<EOF   > /file"))
+                }),
+            ],
+        ),
+        (
             "several heredocs on one line, <<- strips tabs, quoted delimiter disables expansion, fd",
             "FROM a\nRUN <<-A cat - 3<<'B' > /out\n\tone\n\t\ttwo\n\tA\n$keep\n\tB\nB\n",
             vec![
