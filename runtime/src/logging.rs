@@ -8,9 +8,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::prelude::*;
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
 
 use crate::cli::{GlobalOpts, LogFormat};
 
@@ -67,24 +67,27 @@ pub fn init(opts: &GlobalOpts) -> Option<LogSink> {
         out: Arc::new(Mutex::new(file)),
         format: opts.log_format,
     };
-    let layer = SinkLayer {
+    let subscriber = SinkSubscriber {
         sink: sink.clone(),
         debug: opts.debug,
         pid: std::process::id(),
     };
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    let _ = tracing::subscriber::set_global_default(subscriber);
     Some(sink)
 }
 
-struct SinkLayer {
+/// A minimal subscriber: skiff writes flat records and keeps no span data,
+/// so it needs none of a span registry's allocations (a short-lived runtime
+/// call pays for every page it touches).
+struct SinkSubscriber {
     sink: LogSink,
     debug: bool,
     /// skiff's own pid; events from other pids come from forked children.
     pid: u32,
 }
 
-impl<S: Subscriber> Layer<S> for SinkLayer {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+impl Subscriber for SinkSubscriber {
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
         if self.debug {
             return *meta.level() <= Level::DEBUG;
         }
@@ -94,7 +97,28 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
             && (meta.target().starts_with("skiff") || *meta.level() == Level::ERROR)
     }
 
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(if self.debug {
+            LevelFilter::DEBUG
+        } else {
+            LevelFilter::WARN
+        })
+    }
+
+    fn new_span(&self, _span: &Attributes<'_>) -> Id {
+        // Spans are not tracked; every span gets the same (valid, non-zero) id.
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &Id, _values: &Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+
+    fn enter(&self, _span: &Id) {}
+
+    fn exit(&self, _span: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
         let mut v = MessageVisitor::default();
         event.record(&mut v);
         let ours = event.metadata().target().starts_with("skiff");
