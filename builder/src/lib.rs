@@ -1,4 +1,95 @@
-//! skiff-build as a library: the Dockerfile frontend (parser, word expander, .dockerignore).
-//! The executor, cache and CLI build on top of it.
+//! skiff-build as a library: the Dockerfile frontend (parser, word expander, .dockerignore),
+//! the build plan, the executor (overlay snapshots, RUN through an OCI runtime, COPY/ADD,
+//! layer diffs) and the export of the result to the store and output files.
 
+pub mod error;
+pub mod execute;
+pub mod export;
 pub mod frontend;
+pub mod options;
+pub mod plan;
+pub mod progress;
+
+use std::fs;
+
+use skiff_specs::{Descriptor, Store};
+
+pub use error::{BuildError, Result};
+pub use options::BuildOptions;
+
+/// What a finished build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The image manifest in the store.
+    pub manifest: Descriptor,
+}
+
+/// `created` for the config and history: SOURCE_DATE_EPOCH when set (then also the cap on
+/// layer mtimes), else now.
+fn created() -> Result<(String, Option<u64>)> {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => {
+            let secs: i64 = v.trim().parse().map_err(|_| BuildError::Option {
+                option: "SOURCE_DATE_EPOCH",
+                reason: format!("{v:?} is not a number of seconds"),
+            })?;
+            let t = DateTime::<Utc>::from_timestamp(secs, 0).ok_or_else(|| BuildError::Option {
+                option: "SOURCE_DATE_EPOCH",
+                reason: format!("{v:?} is out of range"),
+            })?;
+            Ok((
+                t.to_rfc3339_opts(SecondsFormat::Secs, true),
+                u64::try_from(secs).ok(),
+            ))
+        }
+        Err(_) => Ok((Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true), None)),
+    }
+}
+
+/// Runs a whole build: parse, plan, execute, export.
+pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
+    let text = fs::read_to_string(&opts.dockerfile).map_err(BuildError::io(&opts.dockerfile))?;
+    let name = opts.dockerfile.file_name().map_or_else(
+        || "Dockerfile".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let df = frontend::parse(&name, &text)?;
+    let plan = plan::Plan::new(&df, &opts.build_args, opts.target.as_deref())?;
+    let (ignore, _) =
+        frontend::DockerIgnore::load(&opts.context, &opts.dockerfile).map_err(|e| {
+            BuildError::Option {
+                option: ".dockerignore",
+                reason: e.to_string(),
+            }
+        })?;
+    let store = Store::open(&opts.store)?;
+    // Keep the store's gc away from blobs written before the image names them.
+    let _lease = store.lease()?;
+    let work = tempfile::Builder::new()
+        .prefix("skiff-build-")
+        .tempdir()
+        .map_err(BuildError::io(std::env::temp_dir()))?;
+    let (created, clamp) = created()?;
+    let mut exec = execute::Executor::new(
+        opts,
+        &store,
+        &df,
+        &plan,
+        work.path(),
+        ignore,
+        created.clone(),
+        clamp,
+    );
+    let state = exec.run()?;
+    drop(exec);
+    let manifest = export::write_image(&store, &state, &created, &opts.tags)?;
+    let reference = opts
+        .tags
+        .first()
+        .map_or_else(|| manifest.digest.to_string(), |t| export::normalize_tag(t));
+    for output in &opts.outputs {
+        export::write_output(&store, &reference, &state, output, work.path())?;
+    }
+    Ok(BuildOutcome { manifest })
+}

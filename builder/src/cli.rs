@@ -1,0 +1,79 @@
+//! skiff-build's command line, modelled on `docker build`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Build an OCI image from a Dockerfile.
+///
+/// The image lands in skiff's local image store under its -t names; --output also writes it
+/// (or its root filesystem) elsewhere. RUN steps run in containers through an OCI runtime
+/// (skiff by default; runc works too).
+#[derive(Debug, Parser)]
+#[command(name = "skiff-build", version)]
+pub struct Cli {
+    /// The build context: the directory COPY and ADD read from.
+    pub context: PathBuf,
+
+    /// Name the image in the store (repeatable; `name` means `name:latest`).
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+
+    /// The Dockerfile [default: CONTEXT/Dockerfile].
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Set a build-time variable (repeatable); a bare KEY takes its value from the
+    /// environment.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+
+    /// Build this stage (and what it needs) instead of the last one.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+
+    /// Do not use the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Progress output: plain prints every step and all RUN output; tty (the default on a
+    /// terminal) the same for now.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+
+    /// Also write the result: type=oci,dest=FILE (OCI archive), type=docker,dest=FILE
+    /// (`docker load` archive) or type=local,dest=DIR (the root filesystem). Repeatable.
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
+    pub outputs: Vec<String>,
+
+    /// Make NAME (as used by FROM and COPY --from) an image from
+    /// oci-layout://PATH[:TAG] or docker-archive://FILE. Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=SOURCE")]
+    pub build_contexts: Vec<String>,
+
+    /// The OCI runtime for RUN steps [default: skiff next to skiff-build, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub runtime: Option<PathBuf>,
+
+    /// The image store (an OCI image layout).
+    #[arg(long, value_name = "DIR", default_value = skiff_specs::store::DEFAULT_STORE_ROOT)]
+    pub store: PathBuf,
+
+    /// Network for RUN steps: none (an empty namespace) or host. `default` means none.
+    #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
+    pub network: NetworkArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Tty,
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    Default,
+    None,
+    Host,
+}

@@ -1,0 +1,452 @@
+//! COPY and ADD of local files: from the build context (honouring .dockerignore) or from
+//! another stage's rootfs, into the step's rootfs. Sources resolve inside their root (no `..`
+//! or symlink leads out of it); destinations resolve inside the rootfs. Copied entries get
+//! the --chown owner (default 0:0) and --chmod mode; a local tar archive given to ADD is
+//! extracted.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchownat, Gid, Uid};
+
+use super::resolve::resolve_in;
+use crate::error::{BuildError, Result};
+use crate::frontend::DockerIgnore;
+
+/// One source of a COPY/ADD.
+#[derive(Debug, Clone)]
+pub enum CopySource {
+    /// A path (wildcards allowed in the last component) inside the source root.
+    Path(String),
+    /// A heredoc: a file named `name` with this content.
+    Inline { name: String, content: String },
+}
+
+/// A COPY/ADD with everything expanded and resolved.
+#[derive(Debug)]
+pub struct CopyJob<'a> {
+    /// The build context or another stage's rootfs.
+    pub src_root: &'a Path,
+    /// The context's .dockerignore (None for a stage source).
+    pub ignore: Option<&'a DockerIgnore>,
+    pub sources: Vec<CopySource>,
+    /// Absolute destination inside the rootfs, trailing `/` kept.
+    pub dest: String,
+    pub dest_root: &'a Path,
+    /// --chown's uid and gid; None keeps the source's (for exporting a rootfs).
+    pub owner: Option<(u32, u32)>,
+    pub chmod: Option<u32>,
+    /// ADD: extract local tar archives.
+    pub extract_archives: bool,
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+impl CopyJob<'_> {
+    /// Runs the copy; errors name the source as written.
+    pub fn run(&self, step: &str) -> Result<()> {
+        let mut expanded: Vec<(String, PathBuf)> = Vec::new();
+        let mut inline = Vec::new();
+        for src in &self.sources {
+            match src {
+                CopySource::Inline { name, content } => inline.push((name, content)),
+                CopySource::Path(p) => expanded.extend(self.expand(p, step)?),
+            }
+        }
+        let many = expanded.len() + inline.len() > 1
+            || self
+                .sources
+                .iter()
+                .any(|s| matches!(s, CopySource::Path(p) if has_wildcard(p)));
+        let dest_host = resolve_in(self.dest_root, &self.dest, true)
+            .map_err(|e| BuildError::step(step, format!("destination {}: {e}", self.dest)))?;
+        let dest_is_dir = self.dest.ends_with('/') || many || dest_host.is_dir();
+        if many && !self.dest.ends_with('/') && !dest_host.is_dir() {
+            return Err(BuildError::step(
+                step,
+                "when copying several sources the destination must be a directory ending in /",
+            ));
+        }
+        for (name, content) in inline {
+            let target = if dest_is_dir {
+                format!("{}/{name}", self.dest.trim_end_matches('/'))
+            } else {
+                self.dest.clone()
+            };
+            let host = self.prepare_target(&target, step)?;
+            remove_non_dir(&host)?;
+            fs::write(&host, content).map_err(BuildError::io(&host))?;
+            self.finish_entry(&host, 0o644, (0, 0))?;
+        }
+        for (rel, host) in expanded {
+            let meta = fs::symlink_metadata(&host).map_err(BuildError::io(&host))?;
+            if meta.is_dir() {
+                let dir = self.prepare_dir(&self.dest, step)?;
+                self.copy_children(&host, &rel, &dir, self.dest.trim_end_matches('/'))?;
+                continue;
+            }
+            if self.extract_archives && meta.is_file() && is_tar(&host)? {
+                let dir = self.prepare_dir(&self.dest, step)?;
+                self.extract(&host, &dir, step)?;
+                continue;
+            }
+            let base = Path::new(&rel)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = if dest_is_dir {
+                format!("{}/{base}", self.dest.trim_end_matches('/'))
+            } else {
+                self.dest.clone()
+            };
+            let dst = self.prepare_target(&target, step)?;
+            self.copy_entry(&host, &dst, &meta)?;
+        }
+        Ok(())
+    }
+
+    /// A source path → (path relative to the root, host path), wildcards matched.
+    fn expand(&self, pattern: &str, step: &str) -> Result<Vec<(String, PathBuf)>> {
+        let clean = super::resolve::absolute("/", pattern);
+        let (parent, last) = clean.rsplit_once('/').unwrap_or(("", clean.as_str()));
+        let mut out = Vec::new();
+        if has_wildcard(last) {
+            let dir = resolve_in(self.src_root, parent, true)
+                .map_err(|e| BuildError::step(step, format!("{pattern}: {e}")))?;
+            let mut names: Vec<String> = match fs::read_dir(&dir) {
+                Ok(rd) => rd
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| glob_match(last, n))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            names.sort();
+            for n in names {
+                let rel = format!("{}/{n}", parent.trim_start_matches('/'))
+                    .trim_start_matches('/')
+                    .to_owned();
+                if !self.excluded(&rel) {
+                    out.push((rel, dir.join(n)));
+                }
+            }
+        } else {
+            let host = resolve_in(self.src_root, &clean, true)
+                .map_err(|e| BuildError::step(step, format!("{pattern}: {e}")))?;
+            let rel = host
+                .strip_prefix(self.src_root)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let is_dir = host.is_dir();
+            let ignored = !rel.is_empty()
+                && self.excluded(&rel)
+                && !(is_dir && self.ignore.is_some_and(|i| i.may_include_below(&rel)));
+            if host.symlink_metadata().is_ok() && !ignored {
+                out.push((rel, host));
+            }
+        }
+        if out.is_empty() {
+            return Err(BuildError::step(
+                step,
+                format!(
+                    "{pattern}: not found{}",
+                    if self.ignore.is_some() {
+                        " in the build context (or excluded by .dockerignore)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn excluded(&self, rel: &str) -> bool {
+        self.ignore.is_some_and(|i| i.is_excluded(rel))
+    }
+
+    /// Resolves `target` in the rootfs, creating its parent directories.
+    fn prepare_target(&self, target: &str, step: &str) -> Result<PathBuf> {
+        let (parent, _) = target.rsplit_once('/').unwrap_or(("", target));
+        self.prepare_dir(parent, step)?;
+        resolve_in(self.dest_root, target, false)
+            .map_err(|e| BuildError::step(step, format!("{target}: {e}")))
+    }
+
+    /// Resolves the directory `dir` in the rootfs, creating it (and parents) as needed.
+    fn prepare_dir(&self, dir: &str, step: &str) -> Result<PathBuf> {
+        let mut so_far = String::new();
+        let mut host = self.dest_root.to_path_buf();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            so_far.push('/');
+            so_far.push_str(part);
+            host = resolve_in(self.dest_root, &so_far, true)
+                .map_err(|e| BuildError::step(step, format!("{so_far}: {e}")))?;
+            match fs::symlink_metadata(&host) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(BuildError::step(
+                        step,
+                        format!("{so_far} exists in the image and is not a directory"),
+                    ))
+                }
+                Err(_) => {
+                    fs::create_dir(&host).map_err(BuildError::io(&host))?;
+                    fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
+                        .map_err(BuildError::io(&host))?;
+                    lchown(&host, self.owner.unwrap_or((0, 0)))?;
+                }
+            }
+        }
+        Ok(host)
+    }
+
+    fn copy_children(&self, src: &Path, rel: &str, dst: &Path, dst_rel: &str) -> Result<()> {
+        let mut names: Vec<_> = fs::read_dir(src)
+            .map_err(BuildError::io(src))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            let child_rel = if rel.is_empty() {
+                name.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", name.to_string_lossy())
+            };
+            let child_src = src.join(&name);
+            let meta = fs::symlink_metadata(&child_src).map_err(BuildError::io(&child_src))?;
+            if self.excluded(&child_rel)
+                && !(meta.is_dir() && self.ignore.is_some_and(|i| i.may_include_below(&child_rel)))
+            {
+                continue;
+            }
+            let child_dst_rel = format!("{dst_rel}/{}", name.to_string_lossy());
+            // Re-resolve in the rootfs: an existing symlink there must not lead out.
+            let child_dst = resolve_in(self.dest_root, &child_dst_rel, meta.is_dir())
+                .map_err(BuildError::io(dst.join(&name)))?;
+            self.copy_entry(&child_src, &child_dst, &meta)?;
+            if meta.is_dir() {
+                self.copy_children(&child_src, &child_rel, &child_dst, &child_dst_rel)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies one entry (a directory without its children).
+    fn copy_entry(&self, src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<()> {
+        let ft = meta.file_type();
+        let source_owner = (meta.uid(), meta.gid());
+        if ft.is_dir() {
+            match fs::symlink_metadata(dst) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    fs::remove_file(dst).map_err(BuildError::io(dst))?;
+                    fs::create_dir(dst).map_err(BuildError::io(dst))?;
+                }
+                Err(_) => fs::create_dir(dst).map_err(BuildError::io(dst))?,
+            }
+            self.finish_entry(dst, meta.mode() & 0o7777, source_owner)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(src).map_err(BuildError::io(src))?;
+            remove_non_dir(dst)?;
+            symlink(&target, dst).map_err(BuildError::io(dst))?;
+            lchown(dst, self.owner.unwrap_or(source_owner))?;
+        } else if ft.is_file() {
+            remove_non_dir(dst)?;
+            let mut input = File::open(src).map_err(BuildError::io(src))?;
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(dst)
+                .map_err(BuildError::io(dst))?;
+            io::copy(&mut input, &mut out).map_err(BuildError::io(dst))?;
+            drop(out);
+            self.finish_entry(dst, meta.mode() & 0o7777, source_owner)?;
+        } else {
+            // Devices, fifos and sockets in a context are not copied (BuildKit refuses
+            // most of them too).
+            return Ok(());
+        }
+        let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
+        let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+        utimensat(None, dst, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
+            .map_err(|e| BuildError::io(dst)(e.into()))?;
+        Ok(())
+    }
+
+    /// Owner and mode (the --chmod one if given) of a file or directory just written.
+    fn finish_entry(&self, path: &Path, mode: u32, source_owner: (u32, u32)) -> Result<()> {
+        lchown(path, self.owner.unwrap_or(source_owner))?;
+        let mode = self.chmod.unwrap_or(mode);
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(BuildError::io(path))
+    }
+
+    fn extract(&self, archive: &Path, dir: &Path, step: &str) -> Result<()> {
+        let file = File::open(archive).map_err(BuildError::io(archive))?;
+        let mut head = [0u8; 2];
+        let gz = (&file).read_exact(&mut head).is_ok() && head == [0x1f, 0x8b];
+        let file = File::open(archive).map_err(BuildError::io(archive))?;
+        let input: Box<dyn Read> = if gz {
+            Box::new(GzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let mut tar = tar::Archive::new(input);
+        tar.set_preserve_permissions(true);
+        tar.set_preserve_ownerships(true);
+        tar.set_preserve_mtime(true);
+        tar.set_overwrite(true);
+        tar.unpack(dir)
+            .map_err(|e| BuildError::step(step, format!("extracting {}: {e}", archive.display())))
+    }
+}
+
+/// Whether `path` is a tar archive, plain or gzipped (what ADD extracts).
+fn is_tar(path: &Path) -> Result<bool> {
+    let mut head = Vec::with_capacity(512);
+    let file = File::open(path).map_err(BuildError::io(path))?;
+    let mut gz_head = [0u8; 2];
+    if (&file).read_exact(&mut gz_head).is_ok() && gz_head == [0x1f, 0x8b] {
+        let mut dec = GzDecoder::new(File::open(path).map_err(BuildError::io(path))?);
+        let _ = (&mut dec).take(512).read_to_end(&mut head);
+    } else {
+        let f = File::open(path).map_err(BuildError::io(path))?;
+        let _ = f.take(512).read_to_end(&mut head);
+    }
+    Ok(head.len() >= 263 && &head[257..262] == b"ustar")
+}
+
+fn remove_non_dir(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(BuildError::Io {
+            path: path.to_owned(),
+            source: io::Error::other("is a directory in the image; cannot replace it with a file"),
+        }),
+        Ok(_) => fs::remove_file(path).map_err(BuildError::io(path)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn lchown(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+    fchownat(
+        None,
+        path,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| BuildError::io(path)(e.into()))
+}
+
+/// Shell-style matching of one path component: `*`, `?`, `[...]` (with `!`/`^` negation).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // Iterative matching with one backtrack point for the last `*`.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, ni));
+                    pi += 1;
+                    continue;
+                }
+                '?' => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                '[' => {
+                    if let Some((matched, next)) = class(&p, pi, n[ni]) {
+                        if matched {
+                            pi = next;
+                            ni += 1;
+                            continue;
+                        }
+                    } else if n[ni] == '[' {
+                        pi += 1;
+                        ni += 1;
+                        continue;
+                    }
+                }
+                '\\' if pi + 1 < p.len() && p[pi + 1] == n[ni] => {
+                    pi += 2;
+                    ni += 1;
+                    continue;
+                }
+                c if c == n[ni] => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, sn)) => {
+                pi = sp + 1;
+                ni = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Matches `c` against the class starting at `p[start] == '['`: (matched, index after `]`),
+/// or None for an unterminated class.
+fn class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() {
+        if p[i] == ']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            if p[i] <= c && c <= p[i + 2] {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if p[i] == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.txt", "a.txt"));
+        assert!(!glob_match("*.txt", "a.txt.bak"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(glob_match("[a-c]x", "bx"));
+        assert!(!glob_match("[!a-c]x", "bx"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("*a*b", "xxaxxb"));
+    }
+}

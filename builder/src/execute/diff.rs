@@ -1,0 +1,189 @@
+//! An overlay upper directory → a deterministic tar layer with OCI whiteouts, gzipped into
+//! the store. Entries are in byte order of their paths; ownership is numeric; xattrs
+//! (except overlayfs' own `trusted.overlay.*`) become PAX `SCHILY.xattr.` records;
+//! hardlinked files after the first become link entries.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use flate2::write::GzEncoder;
+use skiff_specs::media_type::OCI_LAYER_TAR_GZIP;
+use skiff_specs::{Algorithm, Descriptor, Digest, DigestWriter, Store};
+use tar::{EntryType, Header};
+
+use super::xattr::list_xattrs;
+use crate::error::{BuildError, Result};
+
+/// A layer written to the store.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    pub descriptor: Descriptor,
+    /// Digest of the uncompressed tar (the config's rootfs.diff_ids entry).
+    pub diff_id: Digest,
+}
+
+/// Whether the upper directory holds no change at all.
+pub fn is_empty(upper: &Path) -> Result<bool> {
+    let mut entries = fs::read_dir(upper).map_err(BuildError::io(upper))?;
+    Ok(entries.next().is_none())
+}
+
+/// Writes the layer for `upper` into `store`. `clamp_mtime` (SOURCE_DATE_EPOCH) caps every
+/// entry's mtime.
+pub fn write_layer(store: &Store, upper: &Path, clamp_mtime: Option<u64>) -> Result<LayerBlob> {
+    let blob = store.blob_writer(Algorithm::Sha256)?;
+    let gz = GzEncoder::new(blob, flate2::Compression::default());
+    let hashed = DigestWriter::new(gz, Algorithm::Sha256);
+    let mut builder = tar::Builder::new(hashed);
+    let mut walker = Walker {
+        clamp_mtime,
+        links: HashMap::new(),
+    };
+    walker.dir(&mut builder, upper, "")?;
+    let werr = |e: io::Error| BuildError::Io {
+        path: upper.to_owned(),
+        source: e,
+    };
+    let hashed = builder.into_inner().map_err(werr)?;
+    let (gz, diff_id, _) = hashed.finish();
+    let blob = gz.finish().map_err(werr)?;
+    let (digest, size) = blob.finish(None, None)?.commit()?;
+    Ok(LayerBlob {
+        descriptor: Descriptor::new(OCI_LAYER_TAR_GZIP, digest, size),
+        diff_id,
+    })
+}
+
+struct Walker {
+    clamp_mtime: Option<u64>,
+    /// (dev, ino) of files with several links → the first path written.
+    links: HashMap<(u64, u64), String>,
+}
+
+impl Walker {
+    fn dir<W: Write>(&mut self, b: &mut tar::Builder<W>, host: &Path, rel: &str) -> Result<()> {
+        let mut names: Vec<_> = fs::read_dir(host)
+            .map_err(BuildError::io(host))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()
+            .map_err(BuildError::io(host))?;
+        names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        for name in names {
+            let path = host.join(&name);
+            let name = name.to_string_lossy();
+            let entry_rel = if rel.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
+            self.entry(b, &path, &entry_rel)?;
+        }
+        Ok(())
+    }
+
+    fn entry<W: Write>(&mut self, b: &mut tar::Builder<W>, path: &Path, rel: &str) -> Result<()> {
+        let werr = |e: io::Error| BuildError::Io {
+            path: path.to_owned(),
+            source: e,
+        };
+        let meta = fs::symlink_metadata(path).map_err(BuildError::io(path))?;
+        let ft = meta.file_type();
+        if ft.is_char_device() && meta.rdev() == 0 {
+            // An overlay whiteout: the file is deleted in this layer.
+            let (dir, base) = match rel.rsplit_once('/') {
+                Some((d, n)) => (format!("{d}/"), n),
+                None => (String::new(), rel),
+            };
+            let mut h = self.header(&meta, EntryType::Regular);
+            h.set_size(0);
+            h.set_mode(0o644);
+            b.append_data(&mut h, format!("{dir}.wh.{base}"), io::empty())
+                .map_err(werr)?;
+            return Ok(());
+        }
+        let xattrs = list_xattrs(path)?;
+        let opaque = xattrs
+            .iter()
+            .any(|(k, v)| k == "trusted.overlay.opaque" && v == b"y");
+        let kept: Vec<(String, Vec<u8>)> = xattrs
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("trusted.overlay."))
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
+            .collect();
+        if !kept.is_empty() {
+            b.append_pax_extensions(kept.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .map_err(werr)?;
+        }
+        if ft.is_dir() {
+            let mut h = self.header(&meta, EntryType::Directory);
+            h.set_size(0);
+            b.append_data(&mut h, format!("{rel}/"), io::empty())
+                .map_err(werr)?;
+            if opaque {
+                let mut h = self.header(&meta, EntryType::Regular);
+                h.set_size(0);
+                h.set_mode(0o644);
+                b.append_data(&mut h, format!("{rel}/.wh..wh..opq"), io::empty())
+                    .map_err(werr)?;
+            }
+            return self.dir(b, path, rel);
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(BuildError::io(path))?;
+            let mut h = self.header(&meta, EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, rel, target).map_err(werr)?;
+            return Ok(());
+        }
+        if ft.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = self.links.get(&key) {
+                    let mut h = self.header(&meta, EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, rel, first).map_err(werr)?;
+                    return Ok(());
+                }
+                self.links.insert(key, rel.to_owned());
+            }
+            let mut h = self.header(&meta, EntryType::Regular);
+            h.set_size(meta.len());
+            let file = File::open(path).map_err(BuildError::io(path))?;
+            b.append_data(&mut h, rel, file).map_err(werr)?;
+            return Ok(());
+        }
+        let kind = if ft.is_char_device() {
+            EntryType::Char
+        } else if ft.is_block_device() {
+            EntryType::Block
+        } else if ft.is_fifo() {
+            EntryType::Fifo
+        } else {
+            // Sockets cannot be stored in a layer; Docker skips them too.
+            return Ok(());
+        };
+        let mut h = self.header(&meta, kind);
+        h.set_size(0);
+        let rdev = meta.rdev();
+        if kind != EntryType::Fifo {
+            h.set_device_major(libc::major(rdev)).map_err(werr)?;
+            h.set_device_minor(libc::minor(rdev)).map_err(werr)?;
+        }
+        b.append_data(&mut h, rel, io::empty()).map_err(werr)?;
+        Ok(())
+    }
+
+    fn header(&self, meta: &fs::Metadata, kind: EntryType) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(meta.mode() & 0o7777);
+        h.set_uid(meta.uid().into());
+        h.set_gid(meta.gid().into());
+        let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+        h.set_mtime(self.clamp_mtime.map_or(mtime, |c| mtime.min(c)));
+        h
+    }
+}

@@ -1,0 +1,586 @@
+//! Running a plan: each stage from its base through its instructions. Steps that touch the
+//! filesystem (RUN, COPY, ADD, WORKDIR) run on an overlay snapshot of the stage's layers and
+//! turn what they changed into a new layer; the others change only the image config. Each
+//! step gets a key (parent key + expanded instruction + inputs) where a cache lookup will go.
+
+mod base;
+mod copy;
+mod diff;
+mod resolve;
+mod run;
+mod snapshot;
+mod unpack;
+mod xattr;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use skiff_specs::config::Empty;
+use skiff_specs::{ContainerConfig, Descriptor, Digest, Hasher, History, Store};
+
+use crate::error::{BuildError, Result};
+use crate::frontend::{
+    parse_signal, split_user, CommandLine, DockerIgnore, Dockerfile, Healthcheck, Instruction,
+    Located, PortSpec, RunCommand, Source, StageRef, StageVars,
+};
+use crate::options::BuildOptions;
+use crate::plan::{Base, Plan};
+use crate::progress::Progress;
+
+pub use base::BaseImage;
+pub use copy::{CopyJob, CopySource};
+pub use resolve::resolve_in;
+pub use snapshot::Snapshot;
+
+/// The shell for shell-form commands when no SHELL instruction set one.
+const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// A layer of a stage: its blob, its diff_id and a directory with its content in overlayfs
+/// lower-layer form.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub blob: Descriptor,
+    pub diff_id: Digest,
+    pub dir: PathBuf,
+}
+
+/// A stage as built so far.
+#[derive(Debug, Clone)]
+pub struct StageState {
+    pub layers: Vec<Layer>,
+    pub config: ContainerConfig,
+    pub history: Vec<History>,
+    pub author: Option<String>,
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+    pub vars: StageVars,
+    pub shell: Vec<String>,
+    /// Whether this stage set CMD (an ENTRYPOINT then keeps it).
+    cmd_set: bool,
+    /// The last step's key.
+    pub key: Digest,
+}
+
+/// Runs the stages of a plan.
+#[derive(Debug)]
+pub struct Executor<'a> {
+    opts: &'a BuildOptions,
+    store: &'a Store,
+    df: &'a Dockerfile,
+    plan: &'a Plan,
+    work: &'a Path,
+    ignore: DockerIgnore,
+    progress: Progress,
+    results: BTreeMap<usize, StageState>,
+    extracted: HashMap<Digest, PathBuf>,
+    dirs: usize,
+    /// History timestamps.
+    created: String,
+    /// SOURCE_DATE_EPOCH: the cap for layer mtimes.
+    clamp: Option<u64>,
+}
+
+fn key_of(parts: &[&str]) -> Digest {
+    let mut h = Hasher::new(skiff_specs::Algorithm::Sha256);
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update(b"\0");
+    }
+    h.finish()
+}
+
+impl<'a> Executor<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        opts: &'a BuildOptions,
+        store: &'a Store,
+        df: &'a Dockerfile,
+        plan: &'a Plan,
+        work: &'a Path,
+        ignore: DockerIgnore,
+        created: String,
+        clamp: Option<u64>,
+    ) -> Self {
+        Executor {
+            opts,
+            store,
+            df,
+            plan,
+            work,
+            ignore,
+            progress: Progress::new(opts.progress),
+            results: BTreeMap::new(),
+            extracted: HashMap::new(),
+            dirs: 0,
+            created,
+            clamp,
+        }
+    }
+
+    /// Builds every planned stage and returns the target's state.
+    pub fn run(&mut self) -> Result<StageState> {
+        let order = self.plan.order.clone();
+        for index in order {
+            let state = self.stage(index)?;
+            self.results.insert(index, state);
+        }
+        self.results
+            .remove(&self.plan.target)
+            .ok_or_else(|| BuildError::step("build", "the target stage was not built"))
+    }
+
+    /// A fresh directory under the build's work dir.
+    fn new_dir(&mut self, what: &str) -> PathBuf {
+        self.dirs += 1;
+        self.work.join(format!("{what}-{}", self.dirs))
+    }
+
+    fn label(&self, index: usize, pos: usize) -> String {
+        let stage = &self.df.stages[index];
+        let name = stage
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{index}"));
+        format!("{name} {pos}/{}", stage.instructions.len() + 1)
+    }
+
+    fn stage(&mut self, index: usize) -> Result<StageState> {
+        let stage = &self.df.stages[index];
+        let step = self
+            .progress
+            .start(&self.label(index, 1), &stage.from.source);
+        let state = self
+            .base(index)
+            .inspect_err(|e| step.error(&e.to_string()))?;
+        step.done();
+        let mut state = state;
+        for (pos, inst) in stage.instructions.iter().enumerate() {
+            let step = self
+                .progress
+                .start(&self.label(index, pos + 2), &inst.source);
+            match self.instruction(index, &mut state, inst) {
+                Ok(()) => step.done(),
+                Err(e) => {
+                    step.error(&e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    fn base(&mut self, index: usize) -> Result<StageState> {
+        let mut state = match self.plan.bases[index].clone() {
+            Base::Scratch => {
+                let host = skiff_specs::Platform::host();
+                StageState {
+                    layers: Vec::new(),
+                    config: ContainerConfig::default(),
+                    history: Vec::new(),
+                    author: None,
+                    os: host.os,
+                    architecture: host.architecture,
+                    variant: host.variant,
+                    vars: StageVars::new(),
+                    shell: DEFAULT_SHELL.map(String::from).to_vec(),
+                    cmd_set: false,
+                    key: key_of(&["scratch"]),
+                }
+            }
+            Base::Stage(i) => {
+                let mut s = self.results.get(&i).cloned().ok_or_else(|| {
+                    BuildError::step(&self.df.stages[index].from.source, "stage not built")
+                })?;
+                s.cmd_set = false;
+                s.vars = StageVars::from_image_env(&env_list(&s.config));
+                s
+            }
+            Base::Image(name) => {
+                let image = base::load_base(self.store, &self.opts.contexts, &name)?;
+                let layers = self.extract_all(&image)?;
+                let config = image.config.container_config();
+                StageState {
+                    layers,
+                    vars: StageVars::from_image_env(&env_list(&config)),
+                    shell: config
+                        .shell
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_SHELL.map(String::from).to_vec()),
+                    config,
+                    history: image.config.history.clone().unwrap_or_default(),
+                    author: image.config.author.clone(),
+                    os: image.config.os.clone(),
+                    architecture: image.config.architecture.clone(),
+                    variant: image.config.variant.clone(),
+                    cmd_set: false,
+                    key: key_of(&["image", &image.manifest.to_string()]),
+                }
+            }
+        };
+        // A base's ONBUILD triggers are not inherited (running them comes later).
+        state.config.on_build = None;
+        Ok(state)
+    }
+
+    /// Extracts a base image's layers (once per build) for overlay use.
+    fn extract_all(&mut self, image: &BaseImage) -> Result<Vec<Layer>> {
+        let mut out = Vec::new();
+        for (blob, diff_id) in &image.layers {
+            let dir = match self.extracted.get(&blob.digest) {
+                Some(d) => d.clone(),
+                None => {
+                    let dir = self.new_dir("layer");
+                    let reader = self.store.open_blob(blob)?;
+                    unpack::unpack_layer(
+                        reader,
+                        &blob.media_type,
+                        &dir,
+                        &format!("layer {}", blob.digest),
+                    )?;
+                    self.extracted.insert(blob.digest.clone(), dir.clone());
+                    dir
+                }
+            };
+            out.push(Layer {
+                blob: blob.clone(),
+                diff_id: diff_id.clone(),
+                dir,
+            });
+        }
+        Ok(out)
+    }
+
+    fn history(&self, state: &mut StageState, inst: &Located<Instruction>, empty: bool) {
+        let suffix = match inst.value {
+            Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) => " # buildkit",
+            _ => "",
+        };
+        state.history.push(History {
+            created: Some(self.created.clone()),
+            created_by: Some(format!("{}{suffix}", inst.source)),
+            comment: Some("buildkit.dockerfile.v0".to_owned()),
+            empty_layer: empty.then_some(true),
+            ..History::default()
+        });
+    }
+
+    fn instruction(
+        &mut self,
+        index: usize,
+        state: &mut StageState,
+        inst: &Located<Instruction>,
+    ) -> Result<()> {
+        let escape = self.df.escape();
+        let step = inst.source.as_str();
+        let expand_err = |e: crate::frontend::ExpandError| BuildError::step(step, e.message);
+        if let Instruction::Env(_) | Instruction::Arg(_) = &inst.value {
+            state
+                .vars
+                .apply(&inst.value, &self.plan.globals, escape)
+                .map_err(expand_err)?;
+            state.key = key_of(&[&state.key.to_string(), step]);
+            if let Instruction::Env(_) = &inst.value {
+                state.config.env = Some(
+                    state
+                        .vars
+                        .env()
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                );
+                self.history(state, inst, true);
+            }
+            return Ok(());
+        }
+        let expanded = inst.expanded_in(&self.df.file, escape, &state.vars)?;
+        // Where a cache lookup for this step will go.
+        let key = key_of(&[&state.key.to_string(), &format!("{expanded:?}")]);
+        state.key = key;
+        let config = &mut state.config;
+        match &expanded {
+            Instruction::Label(pairs) => {
+                let labels = config.labels.get_or_insert_with(BTreeMap::new);
+                for kv in pairs {
+                    labels.insert(kv.key.clone(), kv.value.clone());
+                }
+            }
+            Instruction::Expose(ports) => {
+                let map = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+                for p in ports {
+                    let spec = PortSpec::parse(p).map_err(|e| BuildError::step(step, e))?;
+                    for k in spec.keys() {
+                        map.insert(k, Empty {});
+                    }
+                }
+            }
+            Instruction::Volume(paths) => {
+                let map = config.volumes.get_or_insert_with(BTreeMap::new);
+                for p in paths {
+                    map.insert(p.clone(), Empty {});
+                }
+            }
+            Instruction::User(u) => config.user = Some(u.clone()),
+            Instruction::Shell(argv) => {
+                state.shell = argv.clone();
+                config.shell = Some(argv.clone());
+            }
+            Instruction::StopSignal(s) => {
+                parse_signal(s).map_err(|e| BuildError::step(step, e))?;
+                config.stop_signal = Some(s.clone());
+            }
+            Instruction::Maintainer(m) => state.author = Some(m.clone()),
+            Instruction::Onbuild(o) => config
+                .on_build
+                .get_or_insert_with(Vec::new)
+                .push(o.expression.clone()),
+            Instruction::Healthcheck(h) => {
+                let ns = |d: Option<std::time::Duration>| {
+                    d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                };
+                config.healthcheck = Some(match h {
+                    Healthcheck::None => skiff_specs::Healthcheck {
+                        test: Some(vec!["NONE".to_owned()]),
+                        ..Default::default()
+                    },
+                    Healthcheck::Check(c) => skiff_specs::Healthcheck {
+                        test: Some(c.test()),
+                        interval: ns(c.interval),
+                        timeout: ns(c.timeout),
+                        start_period: ns(c.start_period),
+                        start_interval: ns(c.start_interval),
+                        retries: c.retries.map(i64::from),
+                    },
+                });
+            }
+            Instruction::Cmd(c) => {
+                config.cmd = Some(command_argv(c, &state.shell));
+                state.cmd_set = true;
+            }
+            Instruction::Entrypoint(c) => {
+                config.entrypoint = Some(command_argv(c, &state.shell));
+                if !state.cmd_set {
+                    config.cmd = None;
+                }
+            }
+            Instruction::Workdir(w) => {
+                let dir = resolve::absolute(config.working_dir.as_deref().unwrap_or("/"), w);
+                config.working_dir = Some(dir.clone());
+                return self.fs_step(state, inst, |_, root| {
+                    let host = resolve_in(root, &dir, true).map_err(BuildError::io(&dir))?;
+                    if !host.is_dir() {
+                        fs::create_dir_all(&host).map_err(BuildError::io(&host))?;
+                    }
+                    Ok(())
+                });
+            }
+            Instruction::Run(r) => {
+                if !r.mounts.is_empty() {
+                    return Err(BuildError::step(step, "RUN --mount is not supported yet"));
+                }
+                let mut files = Vec::new();
+                let args = match r.to_command() {
+                    RunCommand::Exec(argv) => argv,
+                    RunCommand::Shell(line) => {
+                        let mut a = state.shell.clone();
+                        a.push(line);
+                        a
+                    }
+                    RunCommand::Script { path, content } => {
+                        files.push((content, path.clone()));
+                        let mut a = state.shell.clone();
+                        a.push(path);
+                        a
+                    }
+                };
+                let network = match r.network {
+                    Some(crate::frontend::Network::Host) => crate::options::NetworkMode::Host,
+                    Some(crate::frontend::Network::None) => crate::options::NetworkMode::None,
+                    _ => self.opts.network,
+                };
+                let job = run::RunJob {
+                    args,
+                    env: state
+                        .vars
+                        .run_env()
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                    user: config.user.clone().unwrap_or_default(),
+                    cwd: config.working_dir.clone().unwrap_or_else(|| "/".to_owned()),
+                    network,
+                    files,
+                };
+                let runtime = self.opts.runtime.clone();
+                let id = format!("skiff-build-{}-{}", std::process::id(), self.dirs + 1);
+                return self.fs_step(state, inst, |dir, root| {
+                    job.run(&runtime, root, dir, &id, step)
+                });
+            }
+            Instruction::Copy(_) | Instruction::Add(_) => {
+                return self.copy_step(index, state, inst, &expanded);
+            }
+            Instruction::From(_) | Instruction::Env(_) | Instruction::Arg(_) => {}
+        }
+        self.history(state, inst, true);
+        Ok(())
+    }
+
+    fn copy_step(
+        &mut self,
+        _index: usize,
+        state: &mut StageState,
+        inst: &Located<Instruction>,
+        expanded: &Instruction,
+    ) -> Result<()> {
+        let step = inst.source.as_str();
+        let (files, from, add) = match expanded {
+            Instruction::Copy(c) => (&c.files, self.plan.copy_from(self.df, inst)?, false),
+            Instruction::Add(a) => (&a.files, None, true),
+            _ => return Ok(()),
+        };
+        if files.link || !files.excludes.is_empty() {
+            return Err(BuildError::step(
+                step,
+                "--link and --exclude are not supported yet",
+            ));
+        }
+        let mut sources = Vec::new();
+        for s in &files.sources {
+            sources.push(match s {
+                Source::Path(p)
+                    if add && (p.starts_with("http://") || p.starts_with("https://")) =>
+                {
+                    return Err(BuildError::step(step, "ADD of a URL is not supported yet"))
+                }
+                Source::Path(p) => CopySource::Path(p.clone()),
+                Source::Heredoc(h) => CopySource::Inline {
+                    name: h.name.clone(),
+                    content: h.content.clone(),
+                },
+            });
+        }
+        let chmod = files
+            .chmod
+            .as_deref()
+            .map(|m| {
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        BuildError::step(step, format!("--chmod={m}: not an octal mode"))
+                    })
+            })
+            .transpose()?;
+        let workdir = state
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".to_owned());
+        let mut dest = resolve::absolute(&workdir, &files.dest);
+        if files.dest.ends_with('/') || files.dest == "." || files.dest.ends_with("/.") {
+            dest.push('/');
+        }
+        // The source rootfs of `--from`, mounted for the copy.
+        let mut source_snapshot = None;
+        if let Some(from) = from {
+            let lowers = match from {
+                StageRef::Stage(i) => self
+                    .results
+                    .get(&i)
+                    .ok_or_else(|| BuildError::step(step, format!("stage {i} was not built")))?
+                    .layers
+                    .clone(),
+                StageRef::Image(name) => {
+                    let image = base::load_base(self.store, &self.opts.contexts, &name)?;
+                    self.extract_all(&image)?
+                }
+            };
+            let dirs: Vec<PathBuf> = lowers.iter().map(|l| l.dir.clone()).collect();
+            let dir = self.new_dir("from");
+            source_snapshot = Some(Snapshot::mount(&dir, &dirs)?);
+        }
+        let context = self.opts.context.clone();
+        let ignore = self.ignore.clone();
+        let chown = files.chown.clone();
+        self.fs_step(state, inst, |_, root| {
+            let owner = match &chown {
+                None => (0, 0),
+                Some(spec) => {
+                    let (user, group) = split_user(spec);
+                    let spec = match group {
+                        Some(g) => format!("{user}:{g}"),
+                        None => format!("{user}:{user}"),
+                    };
+                    let spec = if group.is_none() && user.parse::<u32>().is_err() {
+                        user.to_owned()
+                    } else {
+                        spec
+                    };
+                    let u = skiff_specs::user::resolve_user(root, &spec)
+                        .map_err(|e| BuildError::step(step, format!("--chown={spec}: {e}")))?;
+                    (u.uid, u.gid)
+                }
+            };
+            let (src_root, ignore) = match &source_snapshot {
+                Some(s) => (s.merged.as_path(), None),
+                None => (context.as_path(), Some(&ignore)),
+            };
+            CopyJob {
+                src_root,
+                ignore,
+                sources,
+                dest,
+                dest_root: root,
+                owner: Some(owner),
+                chmod,
+                extract_archives: add,
+            }
+            .run(step)
+        })
+    }
+
+    /// Runs `change` on a snapshot of the stage and records its layer (or an empty-layer
+    /// history entry when nothing changed).
+    fn fs_step(
+        &mut self,
+        state: &mut StageState,
+        inst: &Located<Instruction>,
+        change: impl FnOnce(&Path, &Path) -> Result<()>,
+    ) -> Result<()> {
+        let dir = self.new_dir("step");
+        let lowers: Vec<PathBuf> = state.layers.iter().map(|l| l.dir.clone()).collect();
+        let mut snap = Snapshot::mount(&dir, &lowers)?;
+        change(&dir, &snap.merged)?;
+        snap.unmount()?;
+        if diff::is_empty(&snap.upper)? {
+            self.history(state, inst, true);
+            return Ok(());
+        }
+        let layer = diff::write_layer(self.store, &snap.upper, self.clamp)?;
+        state.layers.push(Layer {
+            blob: layer.descriptor,
+            diff_id: layer.diff_id,
+            dir: snap.upper.clone(),
+        });
+        self.history(state, inst, false);
+        Ok(())
+    }
+}
+
+fn env_list(config: &ContainerConfig) -> Vec<String> {
+    config.env.clone().unwrap_or_default()
+}
+
+/// CMD/ENTRYPOINT as the config stores them: exec form as is, shell form through SHELL.
+fn command_argv(c: &CommandLine, shell: &[String]) -> Vec<String> {
+    match c {
+        CommandLine::Exec(argv) => argv.clone(),
+        CommandLine::Shell(line) => {
+            let mut a = shell.to_vec();
+            a.push(line.clone());
+            a
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! A RUN step: the command as an OCI bundle whose rootfs is the step's overlay, run with
+//! `RUNTIME --root STATE run --bundle BUNDLE ID`. The stage's env, user, workdir and shell
+//! apply; the network is a fresh empty namespace unless host networking was asked for.
+//! The command's stdout and stderr stream to ours.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use skiff_specs::runtime_config::DEFAULT_PATH;
+use skiff_specs::user::resolve_user;
+
+use crate::error::{BuildError, Result};
+use crate::options::NetworkMode;
+
+/// What one RUN executes.
+#[derive(Debug, Clone)]
+pub struct RunJob {
+    pub args: Vec<String>,
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+    /// The USER spec (empty: root).
+    pub user: String,
+    pub cwd: String,
+    pub network: NetworkMode,
+    /// Files bind-mounted read-only into the container: (content, container path).
+    pub files: Vec<(String, String)>,
+}
+
+/// Docker's default capability set for build containers.
+const CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+impl RunJob {
+    /// Runs in `rootfs` with `runtime`; `dir` holds the bundle and the runtime's state.
+    pub fn run(
+        &self,
+        runtime: &Path,
+        rootfs: &Path,
+        dir: &Path,
+        id: &str,
+        step: &str,
+    ) -> Result<()> {
+        let user = resolve_user(rootfs, &self.user)
+            .map_err(|e| BuildError::step(step, format!("USER {}: {e}", self.user)))?;
+        // The working directory exists before the command starts, as with docker build.
+        let cwd_host = super::resolve::resolve_in(rootfs, &self.cwd, true)
+            .map_err(|e| BuildError::step(step, format!("WORKDIR {}: {e}", self.cwd)))?;
+        fs::create_dir_all(&cwd_host).map_err(BuildError::io(&cwd_host))?;
+        let bundle = dir.join("bundle");
+        let state = dir.join("state");
+        for d in [&bundle, &state] {
+            fs::create_dir_all(d).map_err(BuildError::io(d))?;
+        }
+        let mut mounts = default_mounts();
+        for (i, (content, target)) in self.files.iter().enumerate() {
+            let host = bundle.join(format!("file-{i}"));
+            fs::write(&host, content).map_err(BuildError::io(&host))?;
+            set_mode(&host, 0o755)?;
+            mounts.push(
+                json!({"destination": target, "type": "bind", "source": host,
+                               "options": ["rbind", "ro"]}),
+            );
+        }
+        let mut env = self.env.clone();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        let mut namespaces = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+        ];
+        if self.network == NetworkMode::None {
+            namespaces.push(json!({"type": "network"}));
+        }
+        let nofile = max_open_files();
+        let spec = json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+                "args": self.args,
+                "env": env,
+                "cwd": self.cwd,
+                "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+                "noNewPrivileges": false
+            },
+            "root": {"path": rootfs, "readonly": false},
+            "hostname": "buildkitsandbox",
+            "mounts": mounts,
+            "linux": {
+                "namespaces": namespaces,
+                "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                  "/proc/sysrq-trigger"]
+            }
+        });
+        let config = bundle.join("config.json");
+        fs::write(&config, spec.to_string()).map_err(BuildError::io(&config))?;
+        let status = Command::new(runtime)
+            .arg("--root")
+            .arg(&state)
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(id)
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| {
+                BuildError::step(step, format!("starting runtime {}: {e}", runtime.display()))
+            })?;
+        if !status.success() {
+            // `run` deletes the container when it exits; a forced delete covers a runtime
+            // that failed half-way.
+            let _ = Command::new(runtime)
+                .arg("--root")
+                .arg(&state)
+                .args(["delete", "--force", id])
+                .stderr(Stdio::null())
+                .status();
+            let code = status
+                .code()
+                .map_or_else(|| format!("{status}"), |c| format!("exit code {c}"));
+            return Err(BuildError::step(
+                step,
+                format!("the command failed ({code}): {}", self.args.join(" ")),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Docker's open-file limit for build containers, capped at our own hard limit (raising it
+/// needs CAP_SYS_RESOURCE, which the builder may not have).
+fn max_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if rc != 0 {
+        return 1024;
+    }
+    limit.rlim_max.min(1_048_576)
+}
+
+fn set_mode(path: &PathBuf, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(BuildError::io(path))
+}
+
+fn default_mounts() -> Vec<Value> {
+    vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ]
+}

@@ -1,0 +1,132 @@
+//! The built stage as an image: config (with history, rootfs.diff_ids and `created`),
+//! manifest, store names, and the --output files.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use skiff_specs::archive::{export_docker_archive, export_oci_archive};
+use skiff_specs::media_type::{OCI_CONFIG, OCI_MANIFEST};
+use skiff_specs::{Descriptor, ImageConfig, ImageManifest, Platform, RootFs, Store};
+
+use crate::error::{BuildError, Result};
+use crate::execute::{CopyJob, CopySource, Snapshot, StageState};
+use crate::options::Output;
+
+/// The image config of a finished stage.
+pub fn image_config(state: &StageState, created: &str) -> ImageConfig {
+    ImageConfig {
+        created: Some(created.to_owned()),
+        author: state.author.clone(),
+        architecture: state.architecture.clone(),
+        os: state.os.clone(),
+        variant: state.variant.clone(),
+        config: Some(state.config.clone()),
+        rootfs: RootFs {
+            kind: "layers".to_owned(),
+            diff_ids: state.layers.iter().map(|l| l.diff_id.clone()).collect(),
+        },
+        history: Some(state.history.clone()),
+        ..ImageConfig::default()
+    }
+}
+
+/// `name` as the store names it: a name without tag or digest gets `:latest`.
+pub fn normalize_tag(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || last.contains('@') {
+        name.to_owned()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// Writes config and manifest to the store and names the image `tags` (kept unnamed in the
+/// index when there are none). Returns the manifest's descriptor.
+pub fn write_image(
+    store: &Store,
+    state: &StageState,
+    created: &str,
+    tags: &[String],
+) -> Result<Descriptor> {
+    let config = image_config(state, created);
+    let config_desc = store.put_json(OCI_CONFIG, &config)?;
+    let manifest = ImageManifest::new_oci(
+        config_desc,
+        state.layers.iter().map(|l| l.blob.clone()).collect(),
+    );
+    let manifest_desc = store.put_json(OCI_MANIFEST, &manifest)?;
+    if tags.is_empty() {
+        store.add_unnamed(&manifest_desc)?;
+    }
+    for tag in tags {
+        store.tag(&normalize_tag(tag), &manifest_desc)?;
+    }
+    Ok(manifest_desc)
+}
+
+/// Writes one --output. `reference` names the image in the store.
+pub fn write_output(
+    store: &Store,
+    reference: &str,
+    state: &StageState,
+    output: &Output,
+    work: &Path,
+) -> Result<()> {
+    match output {
+        Output::Oci(dest) => {
+            let file = File::create(dest).map_err(BuildError::io(dest))?;
+            let w = export_oci_archive(store, &[reference], BufWriter::new(file))?;
+            finish(w, dest)
+        }
+        Output::Docker(dest) => {
+            let file = File::create(dest).map_err(BuildError::io(dest))?;
+            let w = export_docker_archive(
+                store,
+                &[reference],
+                &Platform::host(),
+                BufWriter::new(file),
+            )?;
+            finish(w, dest)
+        }
+        Output::Local(dest) => {
+            fs::create_dir_all(dest).map_err(BuildError::io(dest))?;
+            let lowers: Vec<_> = state.layers.iter().map(|l| l.dir.clone()).collect();
+            let snap = Snapshot::mount(&work.join("export-local"), &lowers)?;
+            CopyJob {
+                src_root: &snap.merged,
+                ignore: None,
+                sources: vec![CopySource::Path("/".to_owned())],
+                dest: "/".to_owned(),
+                dest_root: dest,
+                owner: None,
+                chmod: None,
+                extract_archives: false,
+            }
+            .run("--output type=local")
+        }
+    }
+}
+
+fn finish(mut w: BufWriter<File>, dest: &Path) -> Result<()> {
+    w.flush().map_err(BuildError::io(dest))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| BuildError::io(dest)(e.into_error()))?;
+    file.sync_all().map_err(BuildError::io(dest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_tag;
+
+    #[test]
+    fn tags() {
+        assert_eq!(normalize_tag("app"), "app:latest");
+        assert_eq!(
+            normalize_tag("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(normalize_tag("app:1"), "app:1");
+    }
+}

@@ -1,0 +1,190 @@
+//! What a build is asked to do, already parsed from the command line: outputs, named
+//! contexts, network and progress modes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::error::{BuildError, Result};
+
+/// Where the built image goes besides the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// An OCI archive (tar of an OCI image layout).
+    Oci(PathBuf),
+    /// A `docker save` archive.
+    Docker(PathBuf),
+    /// The final root filesystem as a directory.
+    Local(PathBuf),
+}
+
+impl Output {
+    /// Parses `type=oci|docker|local,dest=PATH`.
+    pub fn parse(spec: &str) -> Result<Output> {
+        let bad = |reason: String| BuildError::Option {
+            option: "--output",
+            reason,
+        };
+        let mut kind = None;
+        let mut dest = None;
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("type", v)) => kind = Some(v),
+                Some(("dest", v)) if !v.is_empty() => dest = Some(PathBuf::from(v)),
+                _ => return Err(bad(format!("{spec:?}: unknown field {field:?}"))),
+            }
+        }
+        let dest = dest.ok_or_else(|| bad(format!("{spec:?}: dest=PATH is required")))?;
+        match kind {
+            Some("oci") => Ok(Output::Oci(dest)),
+            Some("docker") => Ok(Output::Docker(dest)),
+            Some("local") => Ok(Output::Local(dest)),
+            other => Err(bad(format!(
+                "{spec:?}: type must be oci, docker or local (got {})",
+                other.unwrap_or("nothing")
+            ))),
+        }
+    }
+}
+
+/// Where a named build context's image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextSource {
+    /// An OCI layout directory and the ref name to pick (the only image when None).
+    OciLayout { dir: PathBuf, tag: Option<String> },
+    /// A `docker save` archive.
+    DockerArchive(PathBuf),
+}
+
+/// `--build-context NAME=SOURCE`: what FROM or `COPY --from` NAME means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedContext {
+    pub name: String,
+    pub source: ContextSource,
+}
+
+impl NamedContext {
+    /// Parses `NAME=oci-layout://PATH[:TAG]` or `NAME=docker-archive://FILE`.
+    pub fn parse(spec: &str) -> Result<NamedContext> {
+        let bad = |reason: String| BuildError::Option {
+            option: "--build-context",
+            reason,
+        };
+        let (name, value) = spec
+            .split_once('=')
+            .filter(|(n, _)| !n.is_empty())
+            .ok_or_else(|| bad(format!("{spec:?}: expected NAME=SOURCE")))?;
+        let source = if let Some(rest) = value.strip_prefix("oci-layout://") {
+            let (dir, tag) = skiff_specs::archive::parse_layout_ref(rest);
+            ContextSource::OciLayout { dir, tag }
+        } else if let Some(rest) = value.strip_prefix("docker-archive://") {
+            ContextSource::DockerArchive(PathBuf::from(rest))
+        } else {
+            return Err(bad(format!(
+                "{spec:?}: the source must be oci-layout://PATH[:TAG] or docker-archive://FILE \
+                 (local directories and registries are not supported yet)"
+            )));
+        };
+        Ok(NamedContext {
+            name: name.to_owned(),
+            source,
+        })
+    }
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    Plain,
+    /// Step lines only; RUN output still streams (a live tail comes later).
+    Tty,
+}
+
+/// The network of RUN steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// A fresh network namespace with loopback only.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// Everything a build needs.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// The Dockerfile (default CONTEXT/Dockerfile).
+    pub dockerfile: PathBuf,
+    /// Names for the image in the store (`name` alone means `name:latest`).
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub progress: ProgressMode,
+    pub outputs: Vec<Output>,
+    pub contexts: Vec<NamedContext>,
+    /// The OCI runtime binary for RUN steps.
+    pub runtime: PathBuf,
+    pub store: PathBuf,
+    pub network: NetworkMode,
+}
+
+/// Parses `KEY=VALUE` of --build-arg (a bare KEY takes the value from the environment, as
+/// docker build does; unset, it is skipped).
+pub fn parse_build_args(specs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        match spec.split_once('=') {
+            Some(("", _)) => {
+                return Err(BuildError::Option {
+                    option: "--build-arg",
+                    reason: format!("{spec:?}: empty name"),
+                })
+            }
+            Some((k, v)) => {
+                out.insert(k.to_owned(), v.to_owned());
+            }
+            None => {
+                if let Ok(v) = std::env::var(spec) {
+                    out.insert(spec.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs() -> Result<()> {
+        assert_eq!(
+            Output::parse("type=oci,dest=/tmp/x.tar")?,
+            Output::Oci("/tmp/x.tar".into())
+        );
+        assert_eq!(
+            Output::parse("dest=d,type=local")?,
+            Output::Local("d".into())
+        );
+        assert!(Output::parse("type=registry,dest=x").is_err());
+        assert!(Output::parse("type=oci").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn contexts() -> Result<()> {
+        let c = NamedContext::parse("bb=oci-layout:///nonexistent/bb:latest")?;
+        assert_eq!(c.name, "bb");
+        assert_eq!(
+            c.source,
+            ContextSource::OciLayout {
+                dir: "/nonexistent/bb".into(),
+                tag: Some("latest".into())
+            }
+        );
+        assert!(NamedContext::parse("bb=/some/dir").is_err());
+        assert!(NamedContext::parse("=oci-layout:///x").is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,387 @@
+//! End-to-end builds with the real skiff-build and skiff binaries on a busybox base image
+//! the tests make themselves (an OCI layout passed with --build-context).
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use flate2::read::GzDecoder;
+use skiff_integration::{bin, default_spec, make_rootfs};
+use skiff_specs::media_type::{OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST};
+use skiff_specs::{
+    ContainerConfig, Image, ImageConfig, ImageManifest, Overrides, Platform, RootFs, Store,
+};
+use tempfile::TempDir;
+
+/// A test's directories: the base image layout, the store, the context; all removed on drop.
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Result<Fixture> {
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-build-test-")
+            .tempdir()?;
+        let f = Fixture { dir };
+        fs::create_dir_all(f.context())?;
+        f.make_base()?;
+        Ok(f)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn context(&self) -> PathBuf {
+        self.path("context")
+    }
+
+    fn store(&self) -> Result<Store> {
+        Ok(Store::open(self.path("store"))?)
+    }
+
+    /// busybox as an OCI layout at `base`, named `latest`.
+    fn make_base(&self) -> Result<()> {
+        let rootfs = self.path("base-rootfs");
+        make_rootfs(&rootfs)?;
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.follow_symlinks(false);
+        builder.append_dir_all(".", &rootfs)?;
+        let layer = builder.into_inner()?;
+        fs::remove_dir_all(&rootfs)?;
+        let layout = Store::open(self.path("base"))?;
+        let (digest, size) = layout.put_blob(&layer[..], None, None)?;
+        let host = Platform::host();
+        let config = ImageConfig {
+            architecture: host.architecture,
+            os: host.os,
+            config: Some(ContainerConfig {
+                env: Some(vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()]),
+                cmd: Some(vec!["sh".into()]),
+                ..ContainerConfig::default()
+            }),
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![digest.clone()],
+            },
+            ..ImageConfig::default()
+        };
+        let config = layout.put_json(OCI_CONFIG, &config)?;
+        let layer = skiff_specs::Descriptor::new(OCI_LAYER_TAR, digest, size);
+        let manifest =
+            layout.put_json(OCI_MANIFEST, &ImageManifest::new_oci(config, vec![layer]))?;
+        layout.tag("latest", &manifest)?;
+        Ok(())
+    }
+
+    fn write(&self, rel: &str, content: &str) -> Result<()> {
+        let p = self.context().join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(p, content)?;
+        Ok(())
+    }
+
+    /// Runs skiff-build on the context with `args` before it; fails with its output.
+    fn build(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(bin("skiff-build"))
+            .arg("--store")
+            .arg(self.path("store"))
+            .arg("--runtime")
+            .arg(bin("skiff"))
+            .args(["--progress", "plain", "--build-context"])
+            .arg(format!(
+                "busybox=oci-layout://{}:latest",
+                self.path("base").display()
+            ))
+            .args(args)
+            .arg(self.context())
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            bail!("skiff-build {args:?} failed: {stderr}");
+        }
+        Ok(stderr)
+    }
+
+    fn image(&self, name: &str) -> Result<Image> {
+        Ok(Image::load_host(&self.store()?, name)?)
+    }
+
+    /// Entries of layer `i` (from the top when negative) as (path, type, mode, uid, data).
+    fn layer(&self, image: &Image, i: isize) -> Result<Vec<Entry>> {
+        let layers = &image.manifest.layers;
+        let at = if i < 0 { layers.len() as isize + i } else { i };
+        let desc = usize::try_from(at)
+            .ok()
+            .and_then(|i| layers.get(i))
+            .context("no such layer")?;
+        let store = self.store()?;
+        let mut archive = tar::Archive::new(GzDecoder::new(store.open_blob(desc)?));
+        let mut out = Vec::new();
+        for e in archive.entries()? {
+            let mut e = e?;
+            let mut data = String::new();
+            if e.header().entry_type().is_file() {
+                e.read_to_string(&mut data)?;
+            }
+            out.push(Entry {
+                path: e.path()?.to_string_lossy().into_owned(),
+                kind: e.header().entry_type(),
+                mode: e.header().mode()?,
+                uid: e.header().uid()?,
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs the image `name` with skiff: its rootfs from --output type=local (built again,
+    /// all from the store), its process from the image config.
+    fn run_image(&self, rootfs: &Path, config: &ImageConfig) -> Result<String> {
+        let bundle = self.path("bundle");
+        fs::create_dir_all(&bundle)?;
+        let rc = skiff_specs::runtime_config(config, rootfs, &Overrides::default())?;
+        let mut spec = default_spec(&["true"]);
+        spec["process"]["args"] = serde_json::to_value(&rc.process.args)?;
+        spec["process"]["env"] = serde_json::to_value(&rc.process.env)?;
+        spec["process"]["cwd"] = serde_json::to_value(&rc.process.cwd)?;
+        spec["root"]["path"] = serde_json::to_value(rootfs)?;
+        fs::write(bundle.join("config.json"), spec.to_string())?;
+        let out = Command::new(bin("skiff"))
+            .arg("--root")
+            .arg(self.path("state"))
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(format!("build-test-{}", std::process::id()))
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "skiff run failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    path: String,
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    data: String,
+}
+
+fn find<'a>(entries: &'a [Entry], path: &str) -> Option<&'a Entry> {
+    entries
+        .iter()
+        .find(|e| e.path.trim_end_matches('/') == path)
+}
+
+#[test]
+fn single_stage_copy_env_cmd() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         ENV GREETING=hello\n\
+         WORKDIR /app\n\
+         COPY hello.txt data ./\n\
+         COPY --chmod=0600 --chown=65534:65534 hello.txt /secret.txt\n\
+         LABEL org.example.name=app\n\
+         EXPOSE 8080 53/udp\n\
+         CMD [\"sh\", \"-c\", \"cat hello.txt sub/x.txt; echo $GREETING\"]\n",
+    )?;
+    f.write("hello.txt", "hello from the context\n")?;
+    f.write("data/sub/x.txt", "x\n")?;
+    f.write("data/ignored.log", "nope\n")?;
+    f.write(".dockerignore", "data/*.log\n")?;
+    let out = f.path("out.tar");
+    let local = f.path("rootfs");
+    let progress = f.build(&[
+        "-t",
+        "test/app",
+        "--output",
+        &format!("type=oci,dest={}", out.display()),
+        "--output",
+        &format!("type=local,dest={}", local.display()),
+    ])?;
+    assert!(
+        progress.contains("#1 [stage-0 1/8] FROM busybox"),
+        "{progress}"
+    );
+    assert!(progress.contains("DONE"), "{progress}");
+
+    let image = f.image("test/app")?;
+    let config = image.config.container_config();
+    assert_eq!(
+        config.env,
+        Some(vec![
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            "GREETING=hello".to_string()
+        ])
+    );
+    assert_eq!(config.working_dir.as_deref(), Some("/app"));
+    assert_eq!(
+        config.cmd,
+        Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "cat hello.txt sub/x.txt; echo $GREETING".into()
+        ])
+    );
+    let labels = config.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("org.example.name").map(String::as_str),
+        Some("app")
+    );
+    let ports: Vec<String> = config
+        .exposed_ports
+        .clone()
+        .unwrap_or_default()
+        .into_keys()
+        .collect();
+    assert_eq!(ports, vec!["53/udp".to_string(), "8080/tcp".to_string()]);
+    // base + WORKDIR + 2 COPY layers; ENV, LABEL, EXPOSE, CMD are empty layers.
+    assert_eq!(image.manifest.layers.len(), 4);
+    assert_eq!(image.config.rootfs.diff_ids.len(), 4);
+    let history = image.config.history.clone().unwrap_or_default();
+    assert_eq!(history.len(), 7);
+    assert_eq!(history.iter().filter(|h| h.is_empty_layer()).count(), 4);
+
+    let copy = f.layer(&image, -2)?;
+    let paths: Vec<&str> = copy.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec!["app/", "app/hello.txt", "app/sub/", "app/sub/x.txt"],
+        "{copy:?}"
+    );
+    let hello = find(&copy, "app/hello.txt").context("hello.txt")?;
+    assert_eq!(hello.data, "hello from the context\n");
+    assert_eq!(hello.kind, tar::EntryType::Regular);
+    assert_eq!(hello.uid, 0);
+    let secret = f.layer(&image, -1)?;
+    let s = find(&secret, "secret.txt").context("secret.txt")?;
+    assert_eq!((s.mode, s.uid), (0o600, 65534));
+
+    if Path::new("/usr/bin/skopeo").exists() {
+        let inspect = Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci-archive:{}", out.display()))
+            .output()?;
+        assert!(
+            inspect.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+    }
+    let output = f.run_image(&local, &image.config)?;
+    assert_eq!(output, "hello from the context\nx\nhello\n");
+    Ok(())
+}
+
+#[test]
+fn run_writes_and_deletes() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN echo built > /built.txt && rm /etc/hosts && echo \"step output\"\n\
+         RUN true\n\
+         ENTRYPOINT [\"sh\", \"-c\"]\n\
+         CMD [\"cat /built.txt; test -e /etc/hosts || echo hosts gone\"]\n",
+    )?;
+    let local = f.path("rootfs");
+    let progress = f.build(&[
+        "-t",
+        "run-test",
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+    ])?;
+    assert!(progress.contains("RUN echo built"), "{progress}");
+    let image = f.image("run-test")?;
+    assert_eq!(image.manifest.layers.len(), 2, "RUN true makes no layer");
+    let layer = f.layer(&image, -1)?;
+    let built = find(&layer, "built.txt").context("built.txt")?;
+    assert_eq!(built.data, "built\n");
+    let wh = find(&layer, "etc/.wh.hosts").context("whiteout for /etc/hosts")?;
+    assert_eq!(wh.kind, tar::EntryType::Regular);
+    assert!(!local.join("etc/hosts").exists());
+    let output = f.run_image(&local, &image.config)?;
+    assert_eq!(output, "built\nhosts gone\n");
+    Ok(())
+}
+
+#[test]
+fn failing_run_fails_the_build() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("Dockerfile", "FROM busybox\nRUN echo oops >&2; exit 3\n")?;
+    let err = f.build(&[]).err().context("the build should fail")?;
+    let msg = format!("{err:#}");
+    assert!(msg.contains("exit code 3"), "{msg}");
+    assert!(msg.contains("oops"), "{msg}");
+    Ok(())
+}
+
+#[test]
+fn multi_stage_copy_from() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox AS build\n\
+         RUN mkdir /out && echo artifact > /out/app.txt && ln -s app.txt /out/link\n\
+         FROM busybox AS unused\n\
+         RUN exit 1\n\
+         FROM scratch\n\
+         COPY --from=build /out/ /srv/\n\
+         COPY --from=build /bin/busybox /bin/busybox\n\
+         CMD [\"/bin/busybox\", \"cat\", \"/srv/link\"]\n",
+    )?;
+    let local = f.path("rootfs");
+    f.build(&[
+        "-t",
+        "multi",
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+    ])?;
+    let image = f.image("multi")?;
+    assert_eq!(image.manifest.layers.len(), 2);
+    let first = f.layer(&image, 0)?;
+    let link = find(&first, "srv/link").context("srv/link")?;
+    assert_eq!(link.kind, tar::EntryType::Symlink);
+    assert_eq!(
+        find(&first, "srv/app.txt").context("app.txt")?.data,
+        "artifact\n"
+    );
+    let output = f.run_image(&local, &image.config)?;
+    assert_eq!(output, "artifact\n");
+
+    // --target builds only what the target needs.
+    f.build(&["-t", "only-build", "--target", "build"])?;
+    let image = f.image("only-build")?;
+    assert_eq!(image.manifest.layers.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_reported() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("Dockerfile", "FROM busybox\nCOPY missing.txt /\n")?;
+    let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
+    assert!(err.contains("missing.txt: not found"), "{err}");
+    f.write("Dockerfile", "FROM busybox\nCOPY ../../etc/passwd /x\n")?;
+    let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
+    assert!(err.contains("not found"), "{err}");
+    let mut f2 = File::create(f.context().join("Dockerfile"))?;
+    std::io::Write::write_all(&mut f2, b"FROM busybox\nFROBNICATE x\n")?;
+    let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    Ok(())
+}
