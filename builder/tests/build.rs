@@ -87,8 +87,15 @@ impl Fixture {
     }
 
     /// Runs skiff-build on the context with `args` before it; fails with its output.
+    /// Returns the progress (stderr).
     fn build(&self, args: &[&str]) -> Result<String> {
+        Ok(self.build_env(args, &[])?.1)
+    }
+
+    /// Like `build` with extra environment; returns (stdout, stderr).
+    fn build_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<(String, String)> {
         let out = Command::new(bin("skiff-build"))
+            .envs(env.iter().copied())
             .arg("--store")
             .arg(self.path("store"))
             .arg("--runtime")
@@ -105,7 +112,7 @@ impl Fixture {
         if !out.status.success() {
             bail!("skiff-build {args:?} failed: {stderr}");
         }
-        Ok(stderr)
+        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), stderr))
     }
 
     fn image(&self, name: &str) -> Result<Image> {
@@ -204,6 +211,7 @@ fn single_stage_copy_env_cmd() -> Result<()> {
     f.write("data/ignored.log", "nope\n")?;
     f.write(".dockerignore", "data/*.log\n")?;
     let out = f.path("out.tar");
+    let docker = f.path("docker.tar");
     let local = f.path("rootfs");
     let progress = f.build(&[
         "-t",
@@ -212,6 +220,8 @@ fn single_stage_copy_env_cmd() -> Result<()> {
         &format!("type=oci,dest={}", out.display()),
         "--output",
         &format!("type=local,dest={}", local.display()),
+        "--output",
+        &format!("type=docker,dest={}", docker.display()),
     ])?;
     assert!(
         progress.contains("#1 [stage-0 1/8] FROM busybox"),
@@ -272,15 +282,20 @@ fn single_stage_copy_env_cmd() -> Result<()> {
     assert_eq!((s.mode, s.uid), (0o600, 65534));
 
     if Path::new("/usr/bin/skopeo").exists() {
-        let inspect = Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("oci-archive:{}", out.display()))
-            .output()?;
-        assert!(
-            inspect.status.success(),
-            "skopeo: {}",
-            String::from_utf8_lossy(&inspect.stderr)
-        );
+        for source in [
+            format!("oci-archive:{}", out.display()),
+            format!("docker-archive:{}", docker.display()),
+        ] {
+            let inspect = Command::new("skopeo")
+                .arg("inspect")
+                .arg(&source)
+                .output()?;
+            assert!(
+                inspect.status.success(),
+                "skopeo inspect {source}: {}",
+                String::from_utf8_lossy(&inspect.stderr)
+            );
+        }
     }
     let output = f.run_image(&local, &image.config)?;
     assert_eq!(output, "hello from the context\nx\nhello\n");
@@ -293,7 +308,8 @@ fn run_writes_and_deletes() -> Result<()> {
     f.write(
         "Dockerfile",
         "FROM busybox\n\
-         RUN echo built > /built.txt && rm /etc/hosts && echo \"step output\"\n\
+         RUN echo built > /built.txt && ln /built.txt /hard.txt && rm /etc/hosts \\\n\
+             && rm -rf /home && mkdir /home && touch /home/new && echo \"step output\"\n\
          RUN true\n\
          ENTRYPOINT [\"sh\", \"-c\"]\n\
          CMD [\"cat /built.txt; test -e /etc/hosts || echo hosts gone\"]\n",
@@ -306,6 +322,7 @@ fn run_writes_and_deletes() -> Result<()> {
         &format!("type=local,dest={}", local.display()),
     ])?;
     assert!(progress.contains("RUN echo built"), "{progress}");
+    assert!(progress.contains("\nstep output\n"), "{progress}");
     let image = f.image("run-test")?;
     assert_eq!(image.manifest.layers.len(), 2, "RUN true makes no layer");
     let layer = f.layer(&image, -1)?;
@@ -313,6 +330,10 @@ fn run_writes_and_deletes() -> Result<()> {
     assert_eq!(built.data, "built\n");
     let wh = find(&layer, "etc/.wh.hosts").context("whiteout for /etc/hosts")?;
     assert_eq!(wh.kind, tar::EntryType::Regular);
+    let hard = find(&layer, "hard.txt").context("hard.txt")?;
+    assert_eq!(hard.kind, tar::EntryType::Link);
+    assert!(find(&layer, "home/.wh..wh..opq").is_some(), "{layer:?}");
+    assert!(find(&layer, "home/new").is_some(), "{layer:?}");
     assert!(!local.join("etc/hosts").exists());
     let output = f.run_image(&local, &image.config)?;
     assert_eq!(output, "built\nhosts gone\n");
@@ -383,5 +404,131 @@ fn bad_input_is_reported() -> Result<()> {
     std::io::Write::write_all(&mut f2, b"FROM busybox\nFROBNICATE x\n")?;
     let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
     assert!(err.contains("Dockerfile:2"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn config_instructions() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         USER nobody\n\
+         RUN id -u > /tmp/uid\n\
+         USER root\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         VOLUME /data\n\
+         STOPSIGNAL SIGINT\n\
+         HEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost\n\
+         ONBUILD RUN echo child\n\
+         ENTRYPOINT [\"/bin/sh\"]\n",
+    )?;
+    f.build(&["-t", "config"])?;
+    let image = f.image("config")?;
+    let c = image.config.container_config();
+    // ENTRYPOINT drops the CMD inherited from the base.
+    assert_eq!(c.cmd, None);
+    assert_eq!(c.entrypoint, Some(vec!["/bin/sh".to_string()]));
+    assert_eq!(c.user.as_deref(), Some("root"));
+    let volumes: Vec<String> = c.volumes.clone().unwrap_or_default().into_keys().collect();
+    assert_eq!(volumes, vec!["/data".to_string()]);
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
+    let hc = c.healthcheck.clone().context("healthcheck")?;
+    assert_eq!(
+        hc.test,
+        Some(vec![
+            "CMD-SHELL".to_string(),
+            "wget -q localhost".to_string()
+        ])
+    );
+    assert_eq!((hc.interval, hc.retries), (Some(5_000_000_000), Some(2)));
+    assert_eq!(c.on_build, Some(vec!["RUN echo child".to_string()]));
+    assert_eq!(
+        c.shell,
+        Some(vec!["/bin/sh".to_string(), "-ec".to_string()])
+    );
+    let layer = f.layer(&image, -1)?;
+    let uid = find(&layer, "tmp/uid").context("tmp/uid")?;
+    assert_eq!(uid.data, "65534\n");
+    Ok(())
+}
+
+#[test]
+fn add_archives_heredocs_wildcards() -> Result<()> {
+    let f = Fixture::new()?;
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        File::create(f.context().join("files.tar.gz"))?,
+        flate2::Compression::default(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o640);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
+    h.set_cksum();
+    tar.append_data(&mut h, "pkg/a.txt", &b"aaa\n"[..])?;
+    tar.into_inner()?.finish()?;
+    f.write("one.txt", "1\n")?;
+    f.write("two.txt", "2\n")?;
+    f.write("three.md", "3\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         ENV NAME=there\n\
+         ADD files.tar.gz /opt/\n\
+         COPY <<EOF /etc/motd\n\
+         hi $NAME\n\
+         EOF\n\
+         RUN <<EOF\n\
+         echo heredoc > /heredoc.txt\n\
+         EOF\n\
+         COPY *.txt /txt/\n",
+    )?;
+    f.build(&["-t", "add"])?;
+    let image = f.image("add")?;
+    let add = f.layer(&image, -4)?;
+    let a = find(&add, "opt/pkg/a.txt").context("opt/pkg/a.txt")?;
+    assert_eq!((a.data.as_str(), a.mode), ("aaa\n", 0o640));
+    assert_eq!(
+        find(&f.layer(&image, -3)?, "etc/motd")
+            .context("motd")?
+            .data,
+        "hi there\n"
+    );
+    let run = f.layer(&image, -2)?;
+    assert_eq!(
+        find(&run, "heredoc.txt").context("heredoc.txt")?.data,
+        "heredoc\n"
+    );
+    let txt = f.layer(&image, -1)?;
+    let paths: Vec<&str> = txt.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, vec!["txt/", "txt/one.txt", "txt/two.txt"]);
+    Ok(())
+}
+
+#[test]
+fn source_date_epoch_reproduces() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY a.txt /\nRUN echo x > /x\nCMD [\"true\"]\n",
+    )?;
+    f.write("a.txt", "a\n")?;
+    let env = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let (first, _) = f.build_env(&["-t", "one"], &env)?;
+    let (second, _) = f.build_env(&["-t", "two"], &env)?;
+    assert!(first.trim().starts_with("sha256:"), "{first}");
+    assert_eq!(first, second);
+    let image = f.image("one")?;
+    assert_eq!(
+        image.config.created.as_deref(),
+        Some("2023-11-14T22:13:20Z")
+    );
+    let (third, _) = f.build_env(&["-t", "three"], &[])?;
+    assert_ne!(
+        first, third,
+        "without SOURCE_DATE_EPOCH the timestamps differ"
+    );
     Ok(())
 }

@@ -305,9 +305,24 @@ impl CopyJob<'_> {
         tar.set_preserve_ownerships(true);
         tar.set_preserve_mtime(true);
         tar.set_overwrite(true);
-        tar.unpack(dir)
-            .map_err(|e| BuildError::step(step, format!("extracting {}: {e}", archive.display())))
+        tar.unpack(dir).map_err(|e| {
+            BuildError::step(
+                step,
+                format!("extracting {}: {}", archive.display(), chain(&e)),
+            )
+        })
     }
+}
+
+/// An error with its causes (tar's errors keep the useful part in a cause).
+fn chain(e: &io::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.get_ref().and_then(|inner| inner.source());
+    while let Some(c) = cause {
+        msg = format!("{msg}: {c}");
+        cause = c.source();
+    }
+    msg
 }
 
 /// Whether `path` is a tar archive, plain or gzipped (what ADD extracts).

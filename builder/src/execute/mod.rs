@@ -508,19 +508,13 @@ impl<'a> Executor<'a> {
             let owner = match &chown {
                 None => (0, 0),
                 Some(spec) => {
-                    let (user, group) = split_user(spec);
-                    let spec = match group {
-                        Some(g) => format!("{user}:{g}"),
-                        None => format!("{user}:{user}"),
-                    };
-                    let spec = if group.is_none() && user.parse::<u32>().is_err() {
-                        user.to_owned()
-                    } else {
-                        spec
-                    };
-                    let u = skiff_specs::user::resolve_user(root, &spec)
+                    let u = skiff_specs::user::resolve_user(root, spec)
                         .map_err(|e| BuildError::step(step, format!("--chown={spec}: {e}")))?;
-                    (u.uid, u.gid)
+                    // As in docker build: a user without a group means gid = uid.
+                    match split_user(spec) {
+                        (_, Some(_)) => (u.uid, u.gid),
+                        (_, None) => (u.uid, u.uid),
+                    }
                 }
             };
             let (src_root, ignore) = match &source_snapshot {

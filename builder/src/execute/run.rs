@@ -122,6 +122,7 @@ impl RunJob {
             .arg(&bundle)
             .arg(id)
             .stdin(Stdio::null())
+            .stdout(stderr_stdio())
             .status()
             .map_err(|e| {
                 BuildError::step(step, format!("starting runtime {}: {e}", runtime.display()))
@@ -145,6 +146,16 @@ impl RunJob {
         }
         Ok(())
     }
+}
+
+/// The command's stdout goes to our stderr, beside the progress lines: stdout is for the
+/// image digest.
+fn stderr_stdio() -> Stdio {
+    use std::os::fd::AsFd;
+    std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_or_else(|_| Stdio::inherit(), Stdio::from)
 }
 
 /// Docker's open-file limit for build containers, capped at our own hard limit (raising it
