@@ -27,6 +27,7 @@ impl Fixture {
             .tempdir()?;
         let f = Fixture { dir };
         fs::create_dir_all(f.context())?;
+        fs::create_dir_all(f.path("tmp"))?;
         f.make_base()?;
         Ok(f)
     }
@@ -96,6 +97,8 @@ impl Fixture {
     fn build_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<(String, String)> {
         let out = Command::new(bin("skiff-build"))
             .envs(env.iter().copied())
+            // The builder's work dir (and its overlay mounts) inside ours, for Drop.
+            .env("TMPDIR", self.path("tmp"))
             .arg("--store")
             .arg(self.path("store"))
             .arg("--runtime")
@@ -164,7 +167,7 @@ impl Fixture {
             .arg(self.path("state"))
             .args(["run", "--bundle"])
             .arg(&bundle)
-            .arg(format!("build-test-{}", std::process::id()))
+            .arg(self.container_id())
             .output()?;
         if !out.status.success() {
             bail!(
@@ -174,6 +177,41 @@ impl Fixture {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Fixture {
+    fn container_id(&self) -> String {
+        let name = self
+            .dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        format!("build-test-{}", name.unwrap_or_default())
+    }
+}
+
+impl Drop for Fixture {
+    /// Whatever a failed or killed build or run left: the container, overlay mounts.
+    fn drop(&mut self) {
+        let _ = Command::new(bin("skiff"))
+            .arg("--root")
+            .arg(self.path("state"))
+            .args(["delete", "--force"])
+            .arg(self.container_id())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let prefix = self.dir.path().to_string_lossy().into_owned();
+        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Running a plan: each stage from its base through its instructions. Steps that touch the
 //! filesystem (RUN, COPY, ADD, WORKDIR) run on an overlay snapshot of the stage's layers and
 //! turn what they changed into a new layer; the others change only the image config. Each
-//! step gets a key (parent key + expanded instruction + inputs) where a cache lookup will go.
+//! step gets a key (parent key + expanded instruction) where a cache lookup will go; the
+//! cache adds the content of COPY/ADD sources to it.
 
 mod base;
 mod copy;
@@ -440,10 +441,11 @@ impl<'a> Executor<'a> {
             Instruction::Add(a) => (&a.files, None, true),
             _ => return Ok(()),
         };
-        if files.link || !files.excludes.is_empty() {
+        let parents = matches!(expanded, Instruction::Copy(c) if c.parents);
+        if files.link || parents || !files.excludes.is_empty() {
             return Err(BuildError::step(
                 step,
-                "--link and --exclude are not supported yet",
+                "--link, --parents and --exclude are not supported yet",
             ));
         }
         let mut sources = Vec::new();
