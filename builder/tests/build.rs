@@ -18,6 +18,8 @@ use tempfile::TempDir;
 /// A test's directories: the base image layout, the store, the context; all removed on drop.
 struct Fixture {
     dir: TempDir,
+    /// The OCI runtime skiff-build runs RUN steps with.
+    runtime: PathBuf,
 }
 
 impl Fixture {
@@ -25,7 +27,10 @@ impl Fixture {
         let dir = tempfile::Builder::new()
             .prefix("skiff-build-test-")
             .tempdir()?;
-        let f = Fixture { dir };
+        let f = Fixture {
+            dir,
+            runtime: bin("skiff"),
+        };
         fs::create_dir_all(f.context())?;
         fs::create_dir_all(f.path("tmp"))?;
         f.make_base()?;
@@ -102,7 +107,7 @@ impl Fixture {
             .arg("--store")
             .arg(self.path("store"))
             .arg("--runtime")
-            .arg(bin("skiff"))
+            .arg(&self.runtime)
             .args(["--progress", "plain", "--build-context"])
             .arg(format!(
                 "busybox=oci-layout://{}:latest",
@@ -334,6 +339,27 @@ fn single_stage_copy_env_cmd() -> Result<()> {
                 String::from_utf8_lossy(&inspect.stderr)
             );
         }
+    }
+    if Path::new("/usr/bin/umoci").exists() {
+        let layout = f.path("layout");
+        fs::create_dir_all(&layout)?;
+        tar::Archive::new(File::open(&out)?).unpack(&layout)?;
+        let bundle = f.path("umoci-bundle");
+        let unpack = Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:latest", layout.display()))
+            .arg(&bundle)
+            .output()?;
+        assert!(
+            unpack.status.success(),
+            "umoci unpack: {}",
+            String::from_utf8_lossy(&unpack.stderr)
+        );
+        assert_eq!(
+            fs::read_to_string(bundle.join("rootfs/app/hello.txt"))?,
+            "hello from the context\n"
+        );
     }
     let output = f.run_image(&local, &image.config)?;
     assert_eq!(output, "hello from the context\nx\nhello\n");
@@ -568,5 +594,29 @@ fn source_date_epoch_reproduces() -> Result<()> {
         first, third,
         "without SOURCE_DATE_EPOCH the timestamps differ"
     );
+    Ok(())
+}
+
+#[test]
+fn runc_runs_steps_too() -> Result<()> {
+    let runc = Path::new("/usr/sbin/runc");
+    if !runc.exists() {
+        eprintln!("runc is not installed; skipping");
+        return Ok(());
+    }
+    let mut f = Fixture::new()?;
+    f.runtime = runc.to_path_buf();
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nWORKDIR /w\nRUN echo via-runc > out.txt && rm /etc/group\n",
+    )?;
+    f.build(&["-t", "runc"])?;
+    let image = f.image("runc")?;
+    let layer = f.layer(&image, -1)?;
+    assert_eq!(
+        find(&layer, "w/out.txt").context("w/out.txt")?.data,
+        "via-runc\n"
+    );
+    assert!(find(&layer, "etc/.wh.group").is_some(), "{layer:?}");
     Ok(())
 }
