@@ -59,6 +59,14 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = skiff_specs::store::DEFAULT_STORE_ROOT)]
     pub store: PathBuf,
 
+    /// Set a label on the image, over the Dockerfile's LABELs (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// The target platform; only the host's can be built (no emulation).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
     /// Network for RUN steps: none (an empty namespace) or host. `default` means none.
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     pub network: NetworkArg,

@@ -81,8 +81,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
         created.clone(),
         clamp,
     );
-    let state = exec.run()?;
+    let mut state = exec.run()?;
     drop(exec);
+    if !opts.labels.is_empty() {
+        let labels = state.config.labels.get_or_insert_with(Default::default);
+        labels.extend(opts.labels.clone());
+    }
     let manifest = export::write_image(&store, &state, &created, &opts.tags)?;
     let reference = opts
         .tags

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use skiff_builder::options::{
-    parse_build_args, BuildOptions, NamedContext, NetworkMode, Output, ProgressMode,
+    check_platform, parse_build_args, parse_labels, BuildOptions, NamedContext, NetworkMode,
+    Output, ProgressMode,
 };
 
 use cli::{Cli, NetworkArg, ProgressArg};
@@ -44,6 +45,9 @@ fn options(cli: Cli) -> Result<BuildOptions> {
         ProgressArg::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
         ProgressArg::Auto => ProgressMode::Plain,
     };
+    if let Some(p) = &cli.platform {
+        check_platform(p)?;
+    }
     if !cli.context.is_dir() {
         anyhow::bail!("build context {}: not a directory", cli.context.display());
     }
@@ -59,6 +63,7 @@ fn options(cli: Cli) -> Result<BuildOptions> {
         contexts,
         runtime: cli.runtime.unwrap_or_else(default_runtime),
         store: cli.store,
+        labels: parse_labels(&cli.labels)?,
         network: match cli.network {
             NetworkArg::Host => NetworkMode::Host,
             NetworkArg::Default | NetworkArg::None => NetworkMode::None,

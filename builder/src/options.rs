@@ -126,6 +126,41 @@ pub struct BuildOptions {
     pub runtime: PathBuf,
     pub store: PathBuf,
     pub network: NetworkMode,
+    /// --label: labels set on the final image over those of its Dockerfile.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Checks --platform: only the host's platform can be built (no emulation).
+pub fn check_platform(spec: &str) -> Result<()> {
+    let bad = |reason: String| BuildError::Option {
+        option: "--platform",
+        reason,
+    };
+    let host = crate::frontend::Platform::host();
+    for one in spec.split(',') {
+        let p = crate::frontend::Platform::parse(one.trim()).map_err(bad)?;
+        let same_variant = p.variant.is_none() || p.variant == host.variant;
+        if p.os != host.os || p.arch != host.arch || !same_variant {
+            return Err(bad(format!(
+                "{one}: only the host platform ({host}) can be built here"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `KEY=VALUE` of --label (the value may be empty).
+pub fn parse_labels(specs: &[String]) -> Result<BTreeMap<String, String>> {
+    specs
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(BuildError::Option {
+                option: "--label",
+                reason: format!("{spec:?}: expected KEY=VALUE"),
+            }),
+        })
+        .collect()
 }
 
 /// Parses `KEY=VALUE` of --build-arg (a bare KEY takes the value from the environment, as
@@ -169,6 +204,18 @@ mod tests {
         );
         assert!(Output::parse("type=registry,dest=x").is_err());
         assert!(Output::parse("type=oci").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn platforms_and_labels() -> Result<()> {
+        let host = crate::frontend::Platform::host();
+        check_platform(&host.to_string())?;
+        assert!(check_platform("linux/s390x").is_err() || host.arch == "s390x");
+        assert!(check_platform("nonsense").is_err());
+        let labels = parse_labels(&["a=1".into(), "b=".into()])?;
+        assert_eq!(labels.get("b").map(String::as_str), Some(""));
+        assert!(parse_labels(&["novalue".into()]).is_err());
         Ok(())
     }
 

@@ -259,6 +259,8 @@ fn single_stage_copy_env_cmd() -> Result<()> {
     let progress = f.build(&[
         "-t",
         "test/app",
+        "--label",
+        "org.example.build=ci",
         "--output",
         &format!("type=oci,dest={}", out.display()),
         "--output",
@@ -294,6 +296,10 @@ fn single_stage_copy_env_cmd() -> Result<()> {
     assert_eq!(
         labels.get("org.example.name").map(String::as_str),
         Some("app")
+    );
+    assert_eq!(
+        labels.get("org.example.build").map(String::as_str),
+        Some("ci")
     );
     let ports: Vec<String> = config
         .exposed_ports
@@ -464,6 +470,13 @@ fn bad_input_is_reported() -> Result<()> {
     f.write("Dockerfile", "FROM busybox\nCOPY ../../etc/passwd /x\n")?;
     let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
     assert!(err.contains("not found"), "{err}");
+    let err = format!(
+        "{:#}",
+        f.build(&["--platform", "linux/s390x"])
+            .err()
+            .context("should fail")?
+    );
+    assert!(err.contains("only the host platform"), "{err}");
     let mut f2 = File::create(f.context().join("Dockerfile"))?;
     std::io::Write::write_all(&mut f2, b"FROM busybox\nFROBNICATE x\n")?;
     let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
