@@ -633,3 +633,28 @@ fn runc_runs_steps_too() -> Result<()> {
     assert!(find(&layer, "etc/.wh.group").is_some(), "{layer:?}");
     Ok(())
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox AS parent\n\
+         ONBUILD RUN echo triggered > /onbuild.txt\n\
+         FROM parent\n\
+         RUN cat /onbuild.txt > /copy.txt\n",
+    )?;
+    let progress = f.build(&["-t", "child"])?;
+    assert!(
+        progress.contains("ONBUILD RUN echo triggered"),
+        "{progress}"
+    );
+    let image = f.image("child")?;
+    assert_eq!(image.config.container_config().on_build, None);
+    let last = f.layer(&image, -1)?;
+    assert_eq!(
+        find(&last, "copy.txt").context("copy.txt")?.data,
+        "triggered\n"
+    );
+    Ok(())
+}

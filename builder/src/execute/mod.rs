@@ -152,11 +152,24 @@ impl<'a> Executor<'a> {
         let step = self
             .progress
             .start(&self.label(index, 1), &stage.from.source);
-        let state = self
+        let mut state = self
             .base(index)
             .inspect_err(|e| step.error(&e.to_string()))?;
         step.done();
-        let mut state = state;
+        // The base's ONBUILD triggers run first and are not inherited.
+        let triggers = state.config.on_build.take().unwrap_or_default();
+        for trigger in triggers {
+            let text = format!("ONBUILD {trigger}");
+            let step = self.progress.start(&self.label(index, 1), &text);
+            let result = self.onbuild(index, &mut state, &trigger);
+            match result {
+                Ok(()) => step.done(),
+                Err(e) => {
+                    step.error(&e.to_string());
+                    return Err(e);
+                }
+            }
+        }
         for (pos, inst) in stage.instructions.iter().enumerate() {
             let step = self
                 .progress
@@ -173,7 +186,7 @@ impl<'a> Executor<'a> {
     }
 
     fn base(&mut self, index: usize) -> Result<StageState> {
-        let mut state = match self.plan.bases[index].clone() {
+        let state = match self.plan.bases[index].clone() {
             Base::Scratch => {
                 let host = skiff_specs::Platform::host();
                 StageState {
@@ -220,9 +233,29 @@ impl<'a> Executor<'a> {
                 }
             }
         };
-        // A base's ONBUILD triggers are not inherited (running them comes later).
-        state.config.on_build = None;
         Ok(state)
+    }
+
+    /// Runs one ONBUILD trigger of the base image as an instruction of stage `index`.
+    fn onbuild(&mut self, index: usize, state: &mut StageState, trigger: &str) -> Result<()> {
+        let text = format!("FROM scratch\n{trigger}\n");
+        let parsed = crate::frontend::parse("ONBUILD trigger", &text)?;
+        let insts = parsed
+            .stages
+            .into_iter()
+            .next()
+            .map(|s| s.instructions)
+            .unwrap_or_default();
+        for inst in &insts {
+            if matches!(inst.value, Instruction::From(_) | Instruction::Onbuild(_)) {
+                return Err(BuildError::step(
+                    &format!("ONBUILD {trigger}"),
+                    "FROM and ONBUILD are not allowed as ONBUILD triggers",
+                ));
+            }
+            self.instruction(index, state, inst)?;
+        }
+        Ok(())
     }
 
     /// Extracts a base image's layers (once per build) for overlay use.
