@@ -92,6 +92,13 @@ impl Plan {
             if let Some(StageRef::Stage(dep)) = self.copy_from(df, inst)? {
                 self.visit(df, dep, seen)?;
             }
+            if let Instruction::Run(run) = &inst.value {
+                for from in run.mounts.iter().filter_map(|m| m.from.as_deref()) {
+                    if let StageRef::Stage(dep) = self.resolve_from_value(df, inst, from)? {
+                        self.visit(df, dep, seen)?;
+                    }
+                }
+            }
         }
         self.order.push(index);
         Ok(())
@@ -109,12 +116,20 @@ impl Plan {
         let Some(from) = &copy.from else {
             return Ok(None);
         };
+        self.resolve_from_value(df, inst, from).map(Some)
+    }
+
+    /// A `--from` value (of COPY or RUN --mount) expanded with the global ARGs and resolved.
+    fn resolve_from_value(
+        &self,
+        df: &Dockerfile,
+        inst: &crate::frontend::Located<Instruction>,
+        from: &str,
+    ) -> Result<StageRef> {
         let from = Expander::new(df.escape())
             .word(from, &self.globals)
             .map_err(|e| BuildError::step(&inst.source, e.message))?;
-        resolve_copy_from(df, &from)
-            .map(Some)
-            .map_err(|e| BuildError::step(&inst.source, e))
+        resolve_copy_from(df, &from).map_err(|e| BuildError::step(&inst.source, e))
     }
 }
 
@@ -128,11 +143,11 @@ mod tests {
         let df = parse(
             "Dockerfile",
             "FROM scratch AS a\nFROM busybox AS unused\nFROM a AS b\nCOPY --from=tools /x /x\n\
-             FROM scratch AS tools\n",
+             RUN --mount=from=mnt,target=/m true\nFROM scratch AS tools\nFROM scratch AS mnt\n",
         )?;
         let plan = Plan::new(&df, &BTreeMap::new(), Some("b"))?;
         assert_eq!(plan.target, 2);
-        assert_eq!(plan.order, vec![0, 3, 2]);
+        assert_eq!(plan.order, vec![0, 3, 4, 2]);
         assert_eq!(plan.bases[0], Base::Scratch);
         assert_eq!(plan.bases[1], Base::Image("busybox".into()));
         assert_eq!(plan.bases[2], Base::Stage(0));

@@ -658,3 +658,53 @@ fn onbuild_triggers_run_in_the_child() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn run_mounts_cache_bind_tmpfs() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("hello.txt", "hello via bind\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox AS tools\n\
+         RUN mkdir /out && echo tool > /out/t.txt\n\
+         FROM busybox\n\
+         RUN --mount=type=cache,target=/var/cache/app,sharing=locked \\\n\
+             echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n\
+         RUN --mount=type=bind,source=hello.txt,target=/mnt/h.txt \\\n\
+             --mount=type=bind,from=tools,source=/out,target=/tools \\\n\
+             --mount=type=tmpfs,target=/scratch \\\n\
+             cat /mnt/h.txt /tools/t.txt > /copied && touch /scratch/x && ls /scratch > /ls\n",
+    )?;
+    f.build(&["-t", "mounts1"])?;
+    f.build(&["-t", "mounts2"])?;
+    let first = f.image("mounts1")?;
+    let second = f.image("mounts2")?;
+    let count = |image: &Image| -> Result<String> {
+        let layer = f.layer(image, -2)?;
+        Ok(find(&layer, "count")
+            .context("count")?
+            .data
+            .trim()
+            .to_owned())
+    };
+    assert_eq!(count(&first)?, "1");
+    assert_eq!(
+        count(&second)?,
+        "2",
+        "the cache mount keeps its content across builds"
+    );
+    let cache_layer = f.layer(&second, -2)?;
+    assert!(
+        !cache_layer.iter().any(|e| e.path.starts_with("var/cache")),
+        "mount stubs stay out of the layer: {cache_layer:?}"
+    );
+    let layer = f.layer(&second, -1)?;
+    assert_eq!(
+        find(&layer, "copied").context("copied")?.data,
+        "hello via bind\ntool\n"
+    );
+    assert_eq!(find(&layer, "ls").context("ls")?.data, "x\n");
+    let paths: Vec<&str> = layer.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, vec!["copied", "ls"], "no mount stubs: {paths:?}");
+    Ok(())
+}

@@ -7,6 +7,7 @@
 mod base;
 mod copy;
 mod diff;
+mod mounts;
 mod resolve;
 mod run;
 mod snapshot;
@@ -410,9 +411,9 @@ impl<'a> Executor<'a> {
                 });
             }
             Instruction::Run(r) => {
-                if !r.mounts.is_empty() {
-                    return Err(BuildError::step(step, "RUN --mount is not supported yet"));
-                }
+                let cwd = config.working_dir.clone().unwrap_or_else(|| "/".to_owned());
+                let user = config.user.clone().unwrap_or_default();
+                let mounts = self.run_mounts(&r.mounts, &cwd, step)?;
                 let mut files = Vec::new();
                 let args = match r.to_command() {
                     RunCommand::Exec(argv) => argv,
@@ -441,16 +442,28 @@ impl<'a> Executor<'a> {
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect(),
-                    user: config.user.clone().unwrap_or_default(),
-                    cwd: config.working_dir.clone().unwrap_or_else(|| "/".to_owned()),
+                    user,
+                    cwd,
                     network,
                     files,
+                    mounts: mounts.specs.clone(),
                 };
                 let runtime = self.opts.runtime.clone();
                 let id = format!("skiff-build-{}-{}", std::process::id(), self.dirs + 1);
-                return self.fs_step(state, inst, |dir, root| {
-                    job.run(&runtime, root, dir, &id, step)
+                let result = self.fs_step(state, inst, |dir, root| {
+                    let stubs: Vec<(String, &String)> = mounts
+                        .targets
+                        .iter()
+                        .filter_map(|t| mounts::missing_stub(root, t).map(|s| (s, t)))
+                        .collect();
+                    let result = job.run(&runtime, root, dir, &id, step);
+                    for (stub, target) in stubs.iter().rev() {
+                        mounts::remove_stub(root, stub, target);
+                    }
+                    result
                 });
+                drop(mounts);
+                return result;
             }
             Instruction::Copy(_) | Instruction::Add(_) => {
                 return self.copy_step(index, state, inst, &expanded);

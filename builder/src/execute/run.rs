@@ -26,6 +26,8 @@ pub struct RunJob {
     pub network: NetworkMode,
     /// Files bind-mounted read-only into the container: (content, container path).
     pub files: Vec<(String, String)>,
+    /// Runtime-spec mounts from `RUN --mount`.
+    pub mounts: Vec<Value>,
 }
 
 /// Docker's default capability set for build containers.
@@ -68,6 +70,7 @@ impl RunJob {
             fs::create_dir_all(d).map_err(BuildError::io(d))?;
         }
         let mut mounts = default_mounts();
+        mounts.extend(self.mounts.iter().cloned());
         for (i, (content, target)) in self.files.iter().enumerate() {
             let host = bundle.join(format!("file-{i}"));
             fs::write(&host, content).map_err(BuildError::io(&host))?;
