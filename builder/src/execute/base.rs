@@ -95,15 +95,15 @@ pub fn load_base(store: &Store, contexts: &[NamedContext], name: &str) -> Result
 fn from_image(store: &Store, source: &Store, image: Image) -> Result<BaseImage> {
     let diff_ids = &image.config.rootfs.diff_ids;
     if diff_ids.len() != image.manifest.layers.len() {
-        return Err(BuildError::Option {
-            option: "FROM",
-            reason: format!(
+        return Err(BuildError::step(
+            "FROM",
+            format!(
                 "image {}: {} layers but {} diff_ids in its config",
                 image.descriptor.digest,
                 image.manifest.layers.len(),
                 diff_ids.len()
             ),
-        });
+        ));
     }
     let mut layers = Vec::new();
     for (layer, diff_id) in image.manifest.layers.iter().zip(diff_ids) {

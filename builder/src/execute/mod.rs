@@ -28,7 +28,7 @@ use crate::frontend::{
 };
 use crate::options::BuildOptions;
 use crate::plan::{Base, Plan};
-use crate::progress::Progress;
+use crate::progress::{Progress, Step};
 
 pub use base::BaseImage;
 pub use copy::{CopyJob, CopySource};
@@ -82,6 +82,8 @@ pub struct Executor<'a> {
     created: String,
     /// SOURCE_DATE_EPOCH: the cap for layer mtimes.
     clamp: Option<u64>,
+    /// The step being run, for its command output.
+    step: Option<Step>,
 }
 
 fn key_of(parts: &[&str]) -> Digest {
@@ -118,6 +120,7 @@ impl<'a> Executor<'a> {
             dirs: 0,
             created,
             clamp,
+            step: None,
         }
     }
 
@@ -162,7 +165,8 @@ impl<'a> Executor<'a> {
         for trigger in triggers {
             let text = format!("ONBUILD {trigger}");
             let step = self.progress.start(&self.label(index, 1), &text);
-            let result = self.onbuild(index, &mut state, &trigger);
+            self.step = Some(step.clone());
+            let result = self.onbuild(&mut state, &trigger);
             match result {
                 Ok(()) => step.done(),
                 Err(e) => {
@@ -175,7 +179,8 @@ impl<'a> Executor<'a> {
             let step = self
                 .progress
                 .start(&self.label(index, pos + 2), &inst.source);
-            match self.instruction(index, &mut state, inst) {
+            self.step = Some(step.clone());
+            match self.instruction(&mut state, inst) {
                 Ok(()) => step.done(),
                 Err(e) => {
                     step.error(&e.to_string());
@@ -238,7 +243,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs one ONBUILD trigger of the base image as an instruction of stage `index`.
-    fn onbuild(&mut self, index: usize, state: &mut StageState, trigger: &str) -> Result<()> {
+    fn onbuild(&mut self, state: &mut StageState, trigger: &str) -> Result<()> {
         let text = format!("FROM scratch\n{trigger}\n");
         let parsed = crate::frontend::parse("ONBUILD trigger", &text)?;
         let insts = parsed
@@ -254,7 +259,7 @@ impl<'a> Executor<'a> {
                     "FROM and ONBUILD are not allowed as ONBUILD triggers",
                 ));
             }
-            self.instruction(index, state, inst)?;
+            self.instruction(state, inst)?;
         }
         Ok(())
     }
@@ -301,12 +306,7 @@ impl<'a> Executor<'a> {
         });
     }
 
-    fn instruction(
-        &mut self,
-        index: usize,
-        state: &mut StageState,
-        inst: &Located<Instruction>,
-    ) -> Result<()> {
+    fn instruction(&mut self, state: &mut StageState, inst: &Located<Instruction>) -> Result<()> {
         let escape = self.df.escape();
         let step = inst.source.as_str();
         let expand_err = |e: crate::frontend::ExpandError| BuildError::step(step, e.message);
@@ -449,6 +449,10 @@ impl<'a> Executor<'a> {
                     mounts: mounts.specs.clone(),
                 };
                 let runtime = self.opts.runtime.clone();
+                let progress = self
+                    .step
+                    .clone()
+                    .ok_or_else(|| BuildError::step(step, "RUN outside a step"))?;
                 let id = format!("skiff-build-{}-{}", std::process::id(), self.dirs + 1);
                 let result = self.fs_step(state, inst, |dir, root| {
                     let stubs: Vec<(String, &String)> = mounts
@@ -456,7 +460,7 @@ impl<'a> Executor<'a> {
                         .iter()
                         .filter_map(|t| mounts::missing_stub(root, t).map(|s| (s, t)))
                         .collect();
-                    let result = job.run(&runtime, root, dir, &id, step);
+                    let result = job.run(&runtime, root, dir, &id, step, &progress);
                     for (stub, target) in stubs.iter().rev() {
                         mounts::remove_stub(root, stub, target);
                     }
@@ -466,7 +470,7 @@ impl<'a> Executor<'a> {
                 return result;
             }
             Instruction::Copy(_) | Instruction::Add(_) => {
-                return self.copy_step(index, state, inst, &expanded);
+                return self.copy_step(state, inst, &expanded);
             }
             Instruction::From(_) | Instruction::Env(_) | Instruction::Arg(_) => {}
         }
@@ -476,7 +480,6 @@ impl<'a> Executor<'a> {
 
     fn copy_step(
         &mut self,
-        _index: usize,
         state: &mut StageState,
         inst: &Located<Instruction>,
         expanded: &Instruction,

@@ -13,6 +13,7 @@ use skiff_specs::user::resolve_user;
 
 use crate::error::{BuildError, Result};
 use crate::options::NetworkMode;
+use crate::progress::Step;
 
 /// What one RUN executes.
 #[derive(Debug, Clone)]
@@ -50,6 +51,7 @@ const CAPS: [&str; 14] = [
 
 impl RunJob {
     /// Runs in `rootfs` with `runtime`; `dir` holds the bundle and the runtime's state.
+    /// Output is shown as `progress` (the step) says.
     pub fn run(
         &self,
         runtime: &Path,
@@ -57,6 +59,7 @@ impl RunJob {
         dir: &Path,
         id: &str,
         step: &str,
+        progress: &Step,
     ) -> Result<()> {
         let user = resolve_user(rootfs, &self.user)
             .map_err(|e| BuildError::step(step, format!("USER {}: {e}", self.user)))?;
@@ -118,18 +121,25 @@ impl RunJob {
         });
         let config = bundle.join("config.json");
         fs::write(&config, spec.to_string()).map_err(BuildError::io(&config))?;
-        let status = Command::new(runtime)
+        let mut output = progress.command_output().map_err(BuildError::io(&bundle))?;
+        let mut command = Command::new(runtime);
+        command
             .arg("--root")
             .arg(&state)
             .args(["run", "--bundle"])
             .arg(&bundle)
             .arg(id)
-            .stdin(Stdio::null())
-            .stdout(stderr_stdio())
-            .status()
-            .map_err(|e| {
-                BuildError::step(step, format!("starting runtime {}: {e}", runtime.display()))
-            })?;
+            .stdin(Stdio::null());
+        command.stdout(std::mem::replace(&mut output.stdout, Stdio::null()));
+        command.stderr(std::mem::replace(&mut output.stderr, Stdio::null()));
+        let spawned = command.spawn();
+        // The Command holds the write ends of the relay's pipe; it must close for EOF.
+        drop(command);
+        let status = spawned.and_then(|mut child| child.wait());
+        output.finish();
+        let status = status.map_err(|e| {
+            BuildError::step(step, format!("starting runtime {}: {e}", runtime.display()))
+        })?;
         if !status.success() {
             // `run` deletes the container when it exits; a forced delete covers a runtime
             // that failed half-way.
@@ -149,16 +159,6 @@ impl RunJob {
         }
         Ok(())
     }
-}
-
-/// The command's stdout goes to our stderr, beside the progress lines: stdout is for the
-/// image digest.
-fn stderr_stdio() -> Stdio {
-    use std::os::fd::AsFd;
-    std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_or_else(|_| Stdio::inherit(), Stdio::from)
 }
 
 /// Docker's open-file limit for build containers, capped at our own hard limit (raising it
