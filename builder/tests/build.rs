@@ -566,25 +566,31 @@ fn add_archives_heredocs_wildcards() -> Result<()> {
          RUN <<EOF\n\
          echo heredoc > /heredoc.txt\n\
          EOF\n\
-         COPY *.txt /txt/\n",
+         COPY *.txt /txt/\n\
+         COPY --link --chown=7:8 one.txt /etc/linked.txt\n",
     )?;
     f.build(&["-t", "add"])?;
     let image = f.image("add")?;
-    let add = f.layer(&image, -4)?;
+    let add = f.layer(&image, -5)?;
     let a = find(&add, "opt/pkg/a.txt").context("opt/pkg/a.txt")?;
     assert_eq!((a.data.as_str(), a.mode), ("aaa\n", 0o640));
     assert_eq!(
-        find(&f.layer(&image, -3)?, "etc/motd")
+        find(&f.layer(&image, -4)?, "etc/motd")
             .context("motd")?
             .data,
         "hi there\n"
     );
-    let run = f.layer(&image, -2)?;
+    let run = f.layer(&image, -3)?;
     assert_eq!(
         find(&run, "heredoc.txt").context("heredoc.txt")?.data,
         "heredoc\n"
     );
-    let txt = f.layer(&image, -1)?;
+    // --link: a layer of its own, with the parent directories it needs.
+    let linked = f.layer(&image, -1)?;
+    let paths: Vec<&str> = linked.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, vec!["etc/", "etc/linked.txt"]);
+    assert_eq!(find(&linked, "etc/linked.txt").context("linked")?.uid, 7);
+    let txt = f.layer(&image, -2)?;
     let paths: Vec<&str> = txt.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, vec!["txt/", "txt/one.txt", "txt/two.txt"]);
     Ok(())

@@ -491,12 +491,15 @@ impl<'a> Executor<'a> {
             _ => return Ok(()),
         };
         let parents = matches!(expanded, Instruction::Copy(c) if c.parents);
-        if files.link || parents || !files.excludes.is_empty() {
+        if parents || !files.excludes.is_empty() {
             return Err(BuildError::step(
                 step,
-                "--link, --parents and --exclude are not supported yet",
+                "--parents and --exclude are not supported yet",
             ));
         }
+        // --link: the files go into an empty snapshot, so the layer does not depend on the
+        // ones below it (user names in --chown then need the numeric form).
+        let isolated = files.link;
         let mut sources = Vec::new();
         for s in &files.sources {
             sources.push(match s {
@@ -555,7 +558,7 @@ impl<'a> Executor<'a> {
         let context = self.opts.context.clone();
         let ignore = self.ignore.clone();
         let chown = files.chown.clone();
-        self.fs_step(state, inst, |_, root| {
+        self.fs_step_on(state, inst, isolated, |_, root| {
             let owner = match &chown {
                 None => (0, 0),
                 Some(spec) => {
@@ -594,8 +597,23 @@ impl<'a> Executor<'a> {
         inst: &Located<Instruction>,
         change: impl FnOnce(&Path, &Path) -> Result<()>,
     ) -> Result<()> {
+        self.fs_step_on(state, inst, false, change)
+    }
+
+    /// `fs_step`, on an empty snapshot when `isolated` (COPY --link).
+    fn fs_step_on(
+        &mut self,
+        state: &mut StageState,
+        inst: &Located<Instruction>,
+        isolated: bool,
+        change: impl FnOnce(&Path, &Path) -> Result<()>,
+    ) -> Result<()> {
         let dir = self.new_dir("step");
-        let lowers: Vec<PathBuf> = state.layers.iter().map(|l| l.dir.clone()).collect();
+        let lowers: Vec<PathBuf> = if isolated {
+            Vec::new()
+        } else {
+            state.layers.iter().map(|l| l.dir.clone()).collect()
+        };
         let mut snap = Snapshot::mount(&dir, &lowers)?;
         change(&dir, &snap.merged)?;
         snap.unmount()?;
