@@ -63,6 +63,10 @@ pub struct Cli {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
 
+    /// A secret for `RUN --mount=type=secret,id=ID` (repeatable); it never enters a layer.
+    #[arg(long = "secret", value_name = "id=ID,src=PATH")]
+    pub secrets: Vec<String>,
+
     /// The target platform; only the host's can be built (no emulation).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use skiff_builder::options::{
-    check_platform, parse_build_args, parse_labels, BuildOptions, NamedContext, NetworkMode,
-    Output, ProgressMode,
+    check_platform, parse_build_args, parse_labels, parse_secrets, BuildOptions, NamedContext,
+    NetworkMode, Output, ProgressMode,
 };
 
 use cli::{Cli, NetworkArg, ProgressArg};
@@ -64,6 +64,7 @@ fn options(cli: Cli) -> Result<BuildOptions> {
         runtime: cli.runtime.unwrap_or_else(default_runtime),
         store: cli.store,
         labels: parse_labels(&cli.labels)?,
+        secrets: parse_secrets(&cli.secrets)?,
         network: match cli.network {
             NetworkArg::Host => NetworkMode::Host,
             NetworkArg::Default | NetworkArg::None => NetworkMode::None,

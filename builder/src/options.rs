@@ -128,6 +128,36 @@ pub struct BuildOptions {
     pub network: NetworkMode,
     /// --label: labels set on the final image over those of its Dockerfile.
     pub labels: BTreeMap<String, String>,
+    /// --secret: id → file, for `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, PathBuf>,
+}
+
+/// Parses `id=ID,src=PATH` (`source=` too; `type=file` allowed) of --secret.
+pub fn parse_secrets(specs: &[String]) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let bad = |reason: &str| BuildError::Option {
+            option: "--secret",
+            reason: format!("{spec:?}: {reason}"),
+        };
+        let mut id = None;
+        let mut src = None;
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) if !v.is_empty() => id = Some(v.to_owned()),
+                Some(("src" | "source", v)) if !v.is_empty() => src = Some(PathBuf::from(v)),
+                Some(("type", "file")) => {}
+                _ => return Err(bad(&format!("unknown field {field:?}"))),
+            }
+        }
+        let id = id.ok_or_else(|| bad("id= is required"))?;
+        let src = src.ok_or_else(|| bad("src=PATH is required"))?;
+        if !src.is_file() {
+            return Err(bad(&format!("{} is not a readable file", src.display())));
+        }
+        out.insert(id, src);
+    }
+    Ok(out)
 }
 
 /// Checks --platform: only the host's platform can be built (no emulation).
@@ -216,6 +246,18 @@ mod tests {
         let labels = parse_labels(&["a=1".into(), "b=".into()])?;
         assert_eq!(labels.get("b").map(String::as_str), Some(""));
         assert!(parse_labels(&["novalue".into()]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn secrets() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(BuildError::io("tempdir"))?;
+        let file = dir.path().join("tok");
+        std::fs::write(&file, "s3cret").map_err(BuildError::io(&file))?;
+        let parsed = parse_secrets(&[format!("id=tok,src={}", file.display())])?;
+        assert_eq!(parsed.get("tok"), Some(&file));
+        assert!(parse_secrets(&["src=/x".into()]).is_err());
+        assert!(parse_secrets(&["id=a,src=/nonexistent/x".into()]).is_err());
         Ok(())
     }
 

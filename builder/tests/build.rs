@@ -720,3 +720,40 @@ fn run_mounts_cache_bind_tmpfs() -> Result<()> {
     assert_eq!(paths, vec!["copied", "ls"], "no mount stubs: {paths:?}");
     Ok(())
 }
+
+#[test]
+fn secrets_are_mounted_not_stored() -> Result<()> {
+    let f = Fixture::new()?;
+    let secret = f.path("token");
+    fs::write(&secret, "s3cret")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len\n\
+         RUN --mount=type=secret,id=tok,env=TOK test \"$TOK\" = s3cret && echo ok > /env-ok\n\
+         RUN --mount=type=secret,id=absent true\n",
+    )?;
+    f.build(&[
+        "-t",
+        "secret",
+        "--secret",
+        &format!("id=tok,src={}", secret.display()),
+    ])?;
+    let image = f.image("secret")?;
+    let len = f.layer(&image, 1)?;
+    assert_eq!(find(&len, "len").context("len")?.data.trim(), "6");
+    let paths: Vec<&str> = len.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, vec!["len"], "no /run/secrets stub: {paths:?}");
+    let env_ok = f.layer(&image, 2)?;
+    assert!(find(&env_ok, "env-ok").is_some(), "{env_ok:?}");
+    let config = image.config.container_config();
+    assert!(!format!("{config:?}").contains("s3cret"));
+    // A required secret that was not given fails the build.
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=secret,id=tok,required true\n",
+    )?;
+    let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
+    assert!(err.contains("secret tok is required"), "{err}");
+    Ok(())
+}

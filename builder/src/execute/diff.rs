@@ -31,6 +31,102 @@ pub fn is_empty(upper: &Path) -> Result<bool> {
     Ok(entries.next().is_none())
 }
 
+/// Removes directories from `upper` that overlayfs copied up but that end up unchanged:
+/// empty, not opaque, and with the mode, owner, times and xattrs of the directory the
+/// `lowers` (bottom first) show at that path. A RUN's mount points leave such directories.
+pub fn prune_unchanged_dirs(upper: &Path, lowers: &[std::path::PathBuf]) -> Result<()> {
+    prune(upper, "", lowers).map(|_| ())
+}
+
+/// Prunes below `upper/rel`; returns whether `upper/rel` itself is now empty.
+fn prune(upper: &Path, rel: &str, lowers: &[std::path::PathBuf]) -> Result<bool> {
+    let dir = upper.join(rel);
+    let mut empty = true;
+    let entries: Vec<_> = fs::read_dir(&dir)
+        .map_err(BuildError::io(&dir))?
+        .filter_map(|e| e.ok())
+        .collect();
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child_rel = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let path = upper.join(&child_rel);
+        let is_dir = fs::symlink_metadata(&path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if is_dir && prune(upper, &child_rel, lowers)? && same_as_lower(&path, &child_rel, lowers)?
+        {
+            fs::remove_dir(&path).map_err(BuildError::io(&path))?;
+        } else {
+            empty = false;
+        }
+    }
+    Ok(empty)
+}
+
+/// Whether the (empty) upper directory `path` matches what the lower layers show at `rel`.
+fn same_as_lower(path: &Path, rel: &str, lowers: &[std::path::PathBuf]) -> Result<bool> {
+    let xattrs_of = |p: &Path| -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(list_xattrs(p)?
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("trusted.overlay."))
+            .collect())
+    };
+    let upper_xattrs = list_xattrs(path)?;
+    if upper_xattrs
+        .iter()
+        .any(|(k, v)| k == "trusted.overlay.opaque" && v == b"y")
+    {
+        return Ok(false);
+    }
+    let meta = fs::symlink_metadata(path).map_err(BuildError::io(path))?;
+    for lower in lowers.iter().rev() {
+        let candidate = lower.join(rel);
+        let Ok(lm) = fs::symlink_metadata(&candidate) else {
+            if hidden_below(lower, rel) {
+                return Ok(false);
+            }
+            continue;
+        };
+        if !lm.is_dir() {
+            return Ok(false);
+        }
+        return Ok(lm.mode() == meta.mode()
+            && lm.uid() == meta.uid()
+            && lm.gid() == meta.gid()
+            && lm.mtime() == meta.mtime()
+            && lm.mtime_nsec() == meta.mtime_nsec()
+            && xattrs_of(&candidate)? == xattrs_of(path)?);
+    }
+    Ok(false)
+}
+
+/// Whether `lower` hides `rel` from the layers below: an ancestor there is an opaque
+/// directory or not a directory at all (a whiteout or a file).
+fn hidden_below(lower: &Path, rel: &str) -> bool {
+    let mut so_far = lower.to_path_buf();
+    for part in rel.split('/') {
+        so_far.push(part);
+        match fs::symlink_metadata(&so_far) {
+            Err(_) => return false,
+            Ok(m) if !m.is_dir() => return true,
+            Ok(_) => {
+                let opaque = list_xattrs(&so_far)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|(k, v)| k == "trusted.overlay.opaque" && v == b"y");
+                if opaque {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
 /// Writes the layer for `upper` into `store`. `clamp_mtime` (SOURCE_DATE_EPOCH) caps every
 /// entry's mtime.
 pub fn write_layer(store: &Store, upper: &Path, clamp_mtime: Option<u64>) -> Result<LayerBlob> {

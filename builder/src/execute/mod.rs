@@ -441,6 +441,7 @@ impl<'a> Executor<'a> {
                         .run_env()
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
+                        .chain(mounts.env.iter().cloned())
                         .collect(),
                     user,
                     cwd,
@@ -455,14 +456,14 @@ impl<'a> Executor<'a> {
                     .ok_or_else(|| BuildError::step(step, "RUN outside a step"))?;
                 let id = format!("skiff-build-{}-{}", std::process::id(), self.dirs + 1);
                 let result = self.fs_step(state, inst, |dir, root| {
-                    let stubs: Vec<(String, &String)> = mounts
+                    let stubs: Vec<mounts::Stub> = mounts
                         .targets
                         .iter()
-                        .filter_map(|t| mounts::missing_stub(root, t).map(|s| (s, t)))
+                        .filter_map(|t| mounts::missing_stub(root, t))
                         .collect();
                     let result = job.run(&runtime, root, dir, &id, step, &progress);
-                    for (stub, target) in stubs.iter().rev() {
-                        mounts::remove_stub(root, stub, target);
+                    for stub in stubs.iter().rev() {
+                        mounts::remove_stub(root, stub);
                     }
                     result
                 });
@@ -617,6 +618,7 @@ impl<'a> Executor<'a> {
         let mut snap = Snapshot::mount(&dir, &lowers)?;
         change(&dir, &snap.merged)?;
         snap.unmount()?;
+        diff::prune_unchanged_dirs(&snap.upper, &lowers)?;
         if diff::is_empty(&snap.upper)? {
             self.history(state, inst, true);
             return Ok(());
