@@ -5,6 +5,7 @@
 //! cache adds the content of COPY/ADD sources to it.
 
 mod base;
+mod config;
 mod copy;
 mod diff;
 mod mounts;
@@ -18,13 +19,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use skiff_specs::config::Empty;
 use skiff_specs::{ContainerConfig, Descriptor, Digest, Hasher, History, Store};
 
 use crate::error::{BuildError, Result};
 use crate::frontend::{
-    parse_signal, split_user, CommandLine, DockerIgnore, Dockerfile, Healthcheck, Instruction,
-    Located, PortSpec, RunCommand, Source, StageRef, StageVars,
+    split_user, DockerIgnore, Dockerfile, Instruction, Located, RunCommand, Source, StageRef,
+    StageVars,
 };
 use crate::options::BuildOptions;
 use crate::plan::{Base, Plan};
@@ -333,72 +333,12 @@ impl<'a> Executor<'a> {
         // Where a cache lookup for this step will go.
         let key = key_of(&[&state.key.to_string(), &format!("{expanded:?}")]);
         state.key = key;
+        if config::apply(state, &expanded, step)? {
+            self.history(state, inst, true);
+            return Ok(());
+        }
         let config = &mut state.config;
         match &expanded {
-            Instruction::Label(pairs) => {
-                let labels = config.labels.get_or_insert_with(BTreeMap::new);
-                for kv in pairs {
-                    labels.insert(kv.key.clone(), kv.value.clone());
-                }
-            }
-            Instruction::Expose(ports) => {
-                let map = config.exposed_ports.get_or_insert_with(BTreeMap::new);
-                for p in ports {
-                    let spec = PortSpec::parse(p).map_err(|e| BuildError::step(step, e))?;
-                    for k in spec.keys() {
-                        map.insert(k, Empty {});
-                    }
-                }
-            }
-            Instruction::Volume(paths) => {
-                let map = config.volumes.get_or_insert_with(BTreeMap::new);
-                for p in paths {
-                    map.insert(p.clone(), Empty {});
-                }
-            }
-            Instruction::User(u) => config.user = Some(u.clone()),
-            Instruction::Shell(argv) => {
-                state.shell = argv.clone();
-                config.shell = Some(argv.clone());
-            }
-            Instruction::StopSignal(s) => {
-                parse_signal(s).map_err(|e| BuildError::step(step, e))?;
-                config.stop_signal = Some(s.clone());
-            }
-            Instruction::Maintainer(m) => state.author = Some(m.clone()),
-            Instruction::Onbuild(o) => config
-                .on_build
-                .get_or_insert_with(Vec::new)
-                .push(o.expression.clone()),
-            Instruction::Healthcheck(h) => {
-                let ns = |d: Option<std::time::Duration>| {
-                    d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-                };
-                config.healthcheck = Some(match h {
-                    Healthcheck::None => skiff_specs::Healthcheck {
-                        test: Some(vec!["NONE".to_owned()]),
-                        ..Default::default()
-                    },
-                    Healthcheck::Check(c) => skiff_specs::Healthcheck {
-                        test: Some(c.test()),
-                        interval: ns(c.interval),
-                        timeout: ns(c.timeout),
-                        start_period: ns(c.start_period),
-                        start_interval: ns(c.start_interval),
-                        retries: c.retries.map(i64::from),
-                    },
-                });
-            }
-            Instruction::Cmd(c) => {
-                config.cmd = Some(command_argv(c, &state.shell));
-                state.cmd_set = true;
-            }
-            Instruction::Entrypoint(c) => {
-                config.entrypoint = Some(command_argv(c, &state.shell));
-                if !state.cmd_set {
-                    config.cmd = None;
-                }
-            }
             Instruction::Workdir(w) => {
                 let dir = resolve::absolute(config.working_dir.as_deref().unwrap_or("/"), w);
                 config.working_dir = Some(dir.clone());
@@ -473,7 +413,7 @@ impl<'a> Executor<'a> {
             Instruction::Copy(_) | Instruction::Add(_) => {
                 return self.copy_step(state, inst, &expanded);
             }
-            Instruction::From(_) | Instruction::Env(_) | Instruction::Arg(_) => {}
+            _ => {}
         }
         self.history(state, inst, true);
         Ok(())
@@ -636,16 +576,4 @@ impl<'a> Executor<'a> {
 
 fn env_list(config: &ContainerConfig) -> Vec<String> {
     config.env.clone().unwrap_or_default()
-}
-
-/// CMD/ENTRYPOINT as the config stores them: exec form as is, shell form through SHELL.
-fn command_argv(c: &CommandLine, shell: &[String]) -> Vec<String> {
-    match c {
-        CommandLine::Exec(argv) => argv.clone(),
-        CommandLine::Shell(line) => {
-            let mut a = shell.to_vec();
-            a.push(line.clone());
-            a
-        }
-    }
 }
