@@ -9,6 +9,7 @@ pub mod frontend;
 pub mod options;
 pub mod plan;
 pub mod progress;
+mod workdir;
 
 use std::fs;
 
@@ -66,10 +67,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
     let store = Store::open(&opts.store)?;
     // Keep the store's gc away from blobs written before the image names them.
     let _lease = store.lease()?;
-    let work = tempfile::Builder::new()
-        .prefix("skiff-build-")
-        .tempdir()
-        .map_err(BuildError::io(std::env::temp_dir()))?;
+    let work = workdir::create(&opts.runtime)?;
     let (created, clamp) = created()?;
     let mut exec = execute::Executor::new(
         opts,

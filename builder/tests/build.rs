@@ -100,8 +100,18 @@ impl Fixture {
 
     /// Like `build` with extra environment; returns (stdout, stderr).
     fn build_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<(String, String)> {
-        let out = Command::new(bin("skiff-build"))
-            .envs(env.iter().copied())
+        let out = self.command(args).envs(env.iter().copied()).output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            bail!("skiff-build {args:?} failed: {stderr}");
+        }
+        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), stderr))
+    }
+
+    /// The skiff-build command line for this fixture.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("skiff-build"));
+        cmd
             // The builder's work dir (and its overlay mounts) inside ours, for Drop.
             .env("TMPDIR", self.path("tmp"))
             .arg("--store")
@@ -114,13 +124,8 @@ impl Fixture {
                 self.path("base").display()
             ))
             .args(args)
-            .arg(self.context())
-            .output()?;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if !out.status.success() {
-            bail!("skiff-build {args:?} failed: {stderr}");
-        }
-        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), stderr))
+            .arg(self.context());
+        cmd
     }
 
     fn image(&self, name: &str) -> Result<Image> {
@@ -755,5 +760,67 @@ fn secrets_are_mounted_not_stored() -> Result<()> {
     )?;
     let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
     assert!(err.contains("secret tok is required"), "{err}");
+    Ok(())
+}
+
+fn mounts_below(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn killed_build_is_swept_and_rebuilt() -> Result<()> {
+    use std::io::BufRead;
+    let f = Fixture::new()?;
+    f.write("a.txt", "a\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY a.txt /\nRUN echo started && sleep 30\n",
+    )?;
+    let mut child = f
+        .command(&["-t", "killed"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line?;
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.ends_with(" started") {
+            break;
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    assert!(seen.contains(" started"), "the RUN never started: {seen}");
+    let tmp = f.path("tmp");
+    let stale = |tmp: &Path| -> Result<Vec<String>> {
+        Ok(fs::read_dir(tmp)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("skiff-build-{pid}-")))
+            .collect())
+    };
+    assert_eq!(stale(&tmp)?.len(), 1, "the killed build left its work dir");
+    assert!(!mounts_below(&tmp).is_empty(), "and its overlay mounts");
+
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY a.txt /\nRUN echo again > /again\n",
+    )?;
+    let progress = f.build(&["-t", "after"])?;
+    assert!(progress.contains("removing the work dir"), "{progress}");
+    assert!(stale(&tmp)?.is_empty(), "swept");
+    assert!(mounts_below(&tmp).is_empty(), "{:?}", mounts_below(&tmp));
+    let image = f.image("after")?;
+    assert!(find(&f.layer(&image, -1)?, "again").is_some());
     Ok(())
 }
