@@ -502,6 +502,7 @@ fn config_instructions() -> Result<()> {
         "Dockerfile",
         "FROM busybox\n\
          USER nobody\n\
+         WORKDIR /work\n\
          RUN id -u > /tmp/uid\n\
          USER root\n\
          SHELL [\"/bin/sh\", \"-ec\"]\n\
@@ -535,6 +536,9 @@ fn config_instructions() -> Result<()> {
         c.shell,
         Some(vec!["/bin/sh".to_string(), "-ec".to_string()])
     );
+    let workdir = f.layer(&image, -2)?;
+    let work = find(&workdir, "work").context("work")?;
+    assert_eq!(work.uid, 65534, "WORKDIR is created owned by USER");
     let layer = f.layer(&image, -1)?;
     let uid = find(&layer, "tmp/uid").context("tmp/uid")?;
     assert_eq!(uid.data, "65534\n");

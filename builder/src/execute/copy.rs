@@ -183,30 +183,7 @@ impl CopyJob<'_> {
 
     /// Resolves the directory `dir` in the rootfs, creating it (and parents) as needed.
     fn prepare_dir(&self, dir: &str, step: &str) -> Result<PathBuf> {
-        let mut so_far = String::new();
-        let mut host = self.dest_root.to_path_buf();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            so_far.push('/');
-            so_far.push_str(part);
-            host = resolve_in(self.dest_root, &so_far, true)
-                .map_err(|e| BuildError::step(step, format!("{so_far}: {e}")))?;
-            match fs::symlink_metadata(&host) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(BuildError::step(
-                        step,
-                        format!("{so_far} exists in the image and is not a directory"),
-                    ))
-                }
-                Err(_) => {
-                    fs::create_dir(&host).map_err(BuildError::io(&host))?;
-                    fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
-                        .map_err(BuildError::io(&host))?;
-                    lchown(&host, self.owner.unwrap_or((0, 0)))?;
-                }
-            }
-        }
-        Ok(host)
+        make_dirs(self.dest_root, dir, self.owner.unwrap_or((0, 0)), step)
     }
 
     fn copy_children(&self, src: &Path, rel: &str, dst: &Path, dst_rel: &str) -> Result<()> {
@@ -323,6 +300,35 @@ fn chain(e: &io::Error) -> String {
         cause = c.source();
     }
     msg
+}
+
+/// Resolves the directory `dir` inside `root`, creating what is missing (mode 0755, owned
+/// by `owner`). Fails when a component exists and is not a directory.
+pub fn make_dirs(root: &Path, dir: &str, owner: (u32, u32), step: &str) -> Result<PathBuf> {
+    let mut so_far = String::new();
+    let mut host = root.to_path_buf();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        so_far.push('/');
+        so_far.push_str(part);
+        host = resolve_in(root, &so_far, true)
+            .map_err(|e| BuildError::step(step, format!("{so_far}: {e}")))?;
+        match fs::symlink_metadata(&host) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(BuildError::step(
+                    step,
+                    format!("{so_far} exists in the image and is not a directory"),
+                ))
+            }
+            Err(_) => {
+                fs::create_dir(&host).map_err(BuildError::io(&host))?;
+                fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
+                    .map_err(BuildError::io(&host))?;
+                lchown(&host, owner)?;
+            }
+        }
+    }
+    Ok(host)
 }
 
 /// Whether `path` is a tar archive, plain or gzipped (what ADD extracts).

@@ -16,7 +16,6 @@ mod unpack;
 mod xattr;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use skiff_specs::{ContainerConfig, Descriptor, Digest, Hasher, History, Store};
@@ -342,12 +341,18 @@ impl<'a> Executor<'a> {
             Instruction::Workdir(w) => {
                 let dir = resolve::absolute(config.working_dir.as_deref().unwrap_or("/"), w);
                 config.working_dir = Some(dir.clone());
+                let user = config.user.clone();
+                // Created owned by the current USER, as BuildKit does.
                 return self.fs_step(state, inst, |_, root| {
-                    let host = resolve_in(root, &dir, true).map_err(BuildError::io(&dir))?;
-                    if !host.is_dir() {
-                        fs::create_dir_all(&host).map_err(BuildError::io(&host))?;
-                    }
-                    Ok(())
+                    let owner = match user.as_deref() {
+                        None | Some("") => (0, 0),
+                        Some(spec) => {
+                            let u = skiff_specs::user::resolve_user(root, spec)
+                                .map_err(|e| BuildError::step(step, format!("USER {spec}: {e}")))?;
+                            (u.uid, u.gid)
+                        }
+                    };
+                    copy::make_dirs(root, &dir, owner, step).map(|_| ())
                 });
             }
             Instruction::Run(r) => {
