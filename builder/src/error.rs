@@ -24,6 +24,9 @@ pub enum BuildError {
         option: &'static str,
         reason: String,
     },
+    /// The stage stopped because another one failed.
+    #[error("cancelled: another stage failed")]
+    Cancelled,
     /// A step failed: `step` is the instruction as written.
     #[error("{step}: {reason}")]
     Step { step: String, reason: String },

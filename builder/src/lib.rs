@@ -69,7 +69,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
     let _lease = store.lease()?;
     let work = workdir::create(&opts.runtime)?;
     let (created, clamp) = created()?;
-    let mut exec = execute::Executor::new(
+    let exec = execute::Executor::new(
         opts,
         &store,
         &df,

@@ -26,6 +26,8 @@ pub struct Plan {
     pub order: Vec<usize>,
     /// Per stage (by index): its base.
     pub bases: Vec<Base>,
+    /// Per stage (by index): the stages it reads (FROM, COPY --from, RUN --mount from=).
+    pub deps: Vec<Vec<usize>>,
     pub globals: GlobalArgs,
 }
 
@@ -71,6 +73,7 @@ impl Plan {
         let mut plan = Plan {
             target,
             order: Vec::new(),
+            deps: vec![Vec::new(); df.stages.len()],
             bases,
             globals,
         };
@@ -86,22 +89,35 @@ impl Plan {
         }
         seen[index] = true;
         if let Base::Stage(dep) = self.bases[index] {
-            self.visit(df, dep, seen)?;
+            self.depend(df, index, dep, seen)?;
         }
         for inst in &df.stages[index].instructions {
             if let Some(StageRef::Stage(dep)) = self.copy_from(df, inst)? {
-                self.visit(df, dep, seen)?;
+                self.depend(df, index, dep, seen)?;
             }
             if let Instruction::Run(run) = &inst.value {
                 for from in run.mounts.iter().filter_map(|m| m.from.as_deref()) {
                     if let StageRef::Stage(dep) = self.resolve_from_value(df, inst, from)? {
-                        self.visit(df, dep, seen)?;
+                        self.depend(df, index, dep, seen)?;
                     }
                 }
             }
         }
         self.order.push(index);
         Ok(())
+    }
+
+    fn depend(
+        &mut self,
+        df: &Dockerfile,
+        index: usize,
+        dep: usize,
+        seen: &mut [bool],
+    ) -> Result<()> {
+        if !self.deps[index].contains(&dep) {
+            self.deps[index].push(dep);
+        }
+        self.visit(df, dep, seen)
     }
 
     /// The source of a `COPY --from`, its value expanded with the global ARGs.
@@ -151,6 +167,8 @@ mod tests {
         assert_eq!(plan.bases[0], Base::Scratch);
         assert_eq!(plan.bases[1], Base::Image("busybox".into()));
         assert_eq!(plan.bases[2], Base::Stage(0));
+        assert_eq!(plan.deps[2], vec![0, 3, 4]);
+        assert!(plan.deps[0].is_empty());
         assert!(Plan::new(&df, &BTreeMap::new(), Some("nope")).is_err());
         Ok(())
     }

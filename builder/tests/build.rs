@@ -828,3 +828,45 @@ fn killed_build_is_swept_and_rebuilt() -> Result<()> {
     assert!(find(&f.layer(&image, -1)?, "again").is_some());
     Ok(())
 }
+
+#[test]
+fn independent_stages_run_concurrently() -> Result<()> {
+    let f = Fixture::new()?;
+    // Each stage waits (up to 10 s) for the other's marker in a shared cache mount: run one
+    // after the other, the first would give up.
+    let wait_for = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,id=sync,target=/sync touch /sync/{me} && \\\n\
+             for i in $(seq 100); do [ -e /sync/{other} ] && exit 0; sleep 0.1; done; exit 1\n"
+        )
+    };
+    f.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox AS a\n{}FROM busybox AS b\n{}FROM scratch\n\
+             COPY --from=a /bin/busybox /a\nCOPY --from=b /bin/busybox /b\n",
+            wait_for("a", "b"),
+            wait_for("b", "a")
+        ),
+    )?;
+    f.build(&["-t", "parallel"])?;
+    let image = f.image("parallel")?;
+    assert_eq!(image.manifest.layers.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn a_failing_stage_stops_the_build() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox AS bad\nRUN exit 7\nFROM busybox AS good\nRUN true\n\
+         FROM scratch\nCOPY --from=bad /bin/busybox /a\nCOPY --from=good /bin/busybox /b\n",
+    )?;
+    let err = format!("{:#}", f.build(&[]).err().context("should fail")?);
+    assert!(
+        err.contains("exit code 7"),
+        "the failing stage is reported: {err}"
+    );
+    Ok(())
+}

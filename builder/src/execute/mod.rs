@@ -17,6 +17,8 @@ mod xattr;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use skiff_specs::{ContainerConfig, Descriptor, Digest, Hasher, History, Store};
 
@@ -62,6 +64,16 @@ pub struct StageState {
     cmd_set: bool,
     /// The last step's key.
     pub key: Digest,
+    /// The step being run, for its command output.
+    step: Option<Step>,
+}
+
+/// Finished stages, shared by the stage threads.
+#[derive(Debug, Default)]
+struct Results {
+    done: BTreeMap<usize, StageState>,
+    /// A stage failed: the others stop at their next step.
+    failed: bool,
 }
 
 /// Runs the stages of a plan.
@@ -73,16 +85,22 @@ pub struct Executor<'a> {
     plan: &'a Plan,
     work: &'a Path,
     ignore: DockerIgnore,
-    progress: Progress,
-    results: BTreeMap<usize, StageState>,
-    extracted: HashMap<Digest, PathBuf>,
-    dirs: usize,
+    progress: Mutex<Progress>,
+    results: Mutex<Results>,
+    /// Signalled whenever a stage finishes or fails.
+    finished: Condvar,
+    extracted: Mutex<HashMap<Digest, PathBuf>>,
+    dirs: AtomicUsize,
     /// History timestamps.
     created: String,
     /// SOURCE_DATE_EPOCH: the cap for layer mtimes.
     clamp: Option<u64>,
-    /// The step being run, for its command output.
-    step: Option<Step>,
+}
+
+/// Locks a mutex; a thread that panicked while holding it leaves consistent data here
+/// (every update is a single insert), so poisoning is ignored.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn key_of(parts: &[&str]) -> Digest {
@@ -113,32 +131,103 @@ impl<'a> Executor<'a> {
             plan,
             work,
             ignore,
-            progress: Progress::new(opts.progress),
-            results: BTreeMap::new(),
-            extracted: HashMap::new(),
-            dirs: 0,
+            progress: Mutex::new(Progress::new(opts.progress)),
+            results: Mutex::new(Results::default()),
+            finished: Condvar::new(),
+            extracted: Mutex::new(HashMap::new()),
+            dirs: AtomicUsize::new(0),
             created,
             clamp,
-            step: None,
         }
     }
 
-    /// Builds every planned stage and returns the target's state.
-    pub fn run(&mut self) -> Result<StageState> {
-        let order = self.plan.order.clone();
-        for index in order {
-            let state = self.stage(index)?;
-            self.results.insert(index, state);
+    /// Builds every planned stage, each in its own thread as soon as the stages it reads are
+    /// done (so independent stages run concurrently), and returns the target's state.
+    pub fn run(&self) -> Result<StageState> {
+        let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .plan
+                .order
+                .iter()
+                .map(|&index| scope.spawn(move || self.run_stage(index)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(BuildError::step("build", "a stage panicked")))
+                })
+                .collect()
+        });
+        // Report the stage that failed, not those it cancelled.
+        let mut cancelled = None;
+        for outcome in outcomes {
+            match outcome {
+                Err(BuildError::Cancelled) => cancelled = Some(BuildError::Cancelled),
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
         }
-        self.results
+        if let Some(e) = cancelled {
+            return Err(e);
+        }
+        lock(&self.results)
+            .done
             .remove(&self.plan.target)
             .ok_or_else(|| BuildError::step("build", "the target stage was not built"))
     }
 
+    /// Waits for the stage's dependencies, builds it and publishes the result.
+    fn run_stage(&self, index: usize) -> Result<()> {
+        for &dep in &self.plan.deps[index] {
+            let mut results = lock(&self.results);
+            while !results.done.contains_key(&dep) {
+                if results.failed {
+                    return Err(BuildError::Cancelled);
+                }
+                results = self
+                    .finished
+                    .wait(results)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        let outcome = self.stage(index);
+        let mut results = lock(&self.results);
+        let outcome = match outcome {
+            Ok(state) => {
+                results.done.insert(index, state);
+                Ok(())
+            }
+            Err(e) => {
+                results.failed = true;
+                Err(e)
+            }
+        };
+        self.finished.notify_all();
+        outcome
+    }
+
+    /// The layers of a finished stage.
+    fn stage_layers(&self, index: usize, step: &str) -> Result<Vec<Layer>> {
+        lock(&self.results)
+            .done
+            .get(&index)
+            .map(|s| s.layers.clone())
+            .ok_or_else(|| BuildError::step(step, format!("stage {index} was not built")))
+    }
+
+    fn cancelled(&self) -> bool {
+        lock(&self.results).failed
+    }
+
+    fn start(&self, label: &str, text: &str) -> Step {
+        lock(&self.progress).start(label, text)
+    }
+
     /// A fresh directory under the build's work dir.
-    fn new_dir(&mut self, what: &str) -> PathBuf {
-        self.dirs += 1;
-        self.work.join(format!("{what}-{}", self.dirs))
+    fn new_dir(&self, what: &str) -> PathBuf {
+        let n = self.dirs.fetch_add(1, Ordering::Relaxed) + 1;
+        self.work.join(format!("{what}-{n}"))
     }
 
     fn label(&self, index: usize, pos: usize) -> String {
@@ -150,11 +239,9 @@ impl<'a> Executor<'a> {
         format!("{name} {pos}/{}", stage.instructions.len() + 1)
     }
 
-    fn stage(&mut self, index: usize) -> Result<StageState> {
+    fn stage(&self, index: usize) -> Result<StageState> {
         let stage = &self.df.stages[index];
-        let step = self
-            .progress
-            .start(&self.label(index, 1), &stage.from.source);
+        let step = self.start(&self.label(index, 1), &stage.from.source);
         let mut state = self
             .base(index)
             .inspect_err(|e| step.error(&e.to_string()))?;
@@ -163,8 +250,11 @@ impl<'a> Executor<'a> {
         let triggers = state.config.on_build.take().unwrap_or_default();
         for trigger in triggers {
             let text = format!("ONBUILD {trigger}");
-            let step = self.progress.start(&self.label(index, 1), &text);
-            self.step = Some(step.clone());
+            if self.cancelled() {
+                return Err(BuildError::Cancelled);
+            }
+            let step = self.start(&self.label(index, 1), &text);
+            state.step = Some(step.clone());
             let result = self.onbuild(&mut state, &trigger);
             match result {
                 Ok(()) => step.done(),
@@ -175,10 +265,11 @@ impl<'a> Executor<'a> {
             }
         }
         for (pos, inst) in stage.instructions.iter().enumerate() {
-            let step = self
-                .progress
-                .start(&self.label(index, pos + 2), &inst.source);
-            self.step = Some(step.clone());
+            if self.cancelled() {
+                return Err(BuildError::Cancelled);
+            }
+            let step = self.start(&self.label(index, pos + 2), &inst.source);
+            state.step = Some(step.clone());
             match self.instruction(&mut state, inst) {
                 Ok(()) => step.done(),
                 Err(e) => {
@@ -190,7 +281,7 @@ impl<'a> Executor<'a> {
         Ok(state)
     }
 
-    fn base(&mut self, index: usize) -> Result<StageState> {
+    fn base(&self, index: usize) -> Result<StageState> {
         let state = match self.plan.bases[index].clone() {
             Base::Scratch => {
                 let host = skiff_specs::Platform::host();
@@ -205,14 +296,16 @@ impl<'a> Executor<'a> {
                     vars: StageVars::new(),
                     shell: DEFAULT_SHELL.map(String::from).to_vec(),
                     cmd_set: false,
+                    step: None,
                     key: key_of(&["scratch"]),
                 }
             }
             Base::Stage(i) => {
-                let mut s = self.results.get(&i).cloned().ok_or_else(|| {
+                let mut s = lock(&self.results).done.get(&i).cloned().ok_or_else(|| {
                     BuildError::step(&self.df.stages[index].from.source, "stage not built")
                 })?;
                 s.cmd_set = false;
+                s.step = None;
                 s.vars = StageVars::from_image_env(&env_list(&s.config));
                 s
             }
@@ -234,6 +327,7 @@ impl<'a> Executor<'a> {
                     architecture: image.config.architecture.clone(),
                     variant: image.config.variant.clone(),
                     cmd_set: false,
+                    step: None,
                     key: key_of(&["image", &image.manifest.to_string()]),
                 }
             }
@@ -242,7 +336,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs one ONBUILD trigger of the base image as an instruction of stage `index`.
-    fn onbuild(&mut self, state: &mut StageState, trigger: &str) -> Result<()> {
+    fn onbuild(&self, state: &mut StageState, trigger: &str) -> Result<()> {
         let text = format!("FROM scratch\n{trigger}\n");
         let parsed = crate::frontend::parse("ONBUILD trigger", &text)?;
         let insts = parsed
@@ -264,10 +358,11 @@ impl<'a> Executor<'a> {
     }
 
     /// Extracts a base image's layers (once per build) for overlay use.
-    fn extract_all(&mut self, image: &BaseImage) -> Result<Vec<Layer>> {
+    fn extract_all(&self, image: &BaseImage) -> Result<Vec<Layer>> {
         let mut out = Vec::new();
         for (blob, diff_id) in &image.layers {
-            let dir = match self.extracted.get(&blob.digest) {
+            let known = lock(&self.extracted).get(&blob.digest).cloned();
+            let dir = match known {
                 Some(d) => d.clone(),
                 None => {
                     let dir = self.new_dir("layer");
@@ -278,7 +373,7 @@ impl<'a> Executor<'a> {
                         &dir,
                         &format!("layer {}", blob.digest),
                     )?;
-                    self.extracted.insert(blob.digest.clone(), dir.clone());
+                    lock(&self.extracted).insert(blob.digest.clone(), dir.clone());
                     dir
                 }
             };
@@ -305,7 +400,7 @@ impl<'a> Executor<'a> {
         });
     }
 
-    fn instruction(&mut self, state: &mut StageState, inst: &Located<Instruction>) -> Result<()> {
+    fn instruction(&self, state: &mut StageState, inst: &Located<Instruction>) -> Result<()> {
         let escape = self.df.escape();
         let step = inst.source.as_str();
         let expand_err = |e: crate::frontend::ExpandError| BuildError::step(step, e.message);
@@ -395,11 +490,12 @@ impl<'a> Executor<'a> {
                     mounts: mounts.specs.clone(),
                 };
                 let runtime = self.opts.runtime.clone();
-                let progress = self
+                let progress = state
                     .step
                     .clone()
                     .ok_or_else(|| BuildError::step(step, "RUN outside a step"))?;
-                let id = format!("skiff-build-{}-{}", std::process::id(), self.dirs + 1);
+                let n = self.dirs.fetch_add(1, Ordering::Relaxed) + 1;
+                let id = format!("skiff-build-{}-{n}", std::process::id());
                 let result = self.fs_step(state, inst, |dir, root| {
                     let stubs: Vec<mounts::Stub> = mounts
                         .targets
@@ -425,7 +521,7 @@ impl<'a> Executor<'a> {
     }
 
     fn copy_step(
-        &mut self,
+        &self,
         state: &mut StageState,
         inst: &Located<Instruction>,
         expanded: &Instruction,
@@ -486,12 +582,7 @@ impl<'a> Executor<'a> {
         let mut source_snapshot = None;
         if let Some(from) = from {
             let lowers = match from {
-                StageRef::Stage(i) => self
-                    .results
-                    .get(&i)
-                    .ok_or_else(|| BuildError::step(step, format!("stage {i} was not built")))?
-                    .layers
-                    .clone(),
+                StageRef::Stage(i) => self.stage_layers(i, step)?,
                 StageRef::Image(name) => {
                     let image = base::load_base(self.store, &self.opts.contexts, &name)?;
                     self.extract_all(&image)?
@@ -538,7 +629,7 @@ impl<'a> Executor<'a> {
     /// Runs `change` on a snapshot of the stage and records its layer (or an empty-layer
     /// history entry when nothing changed).
     fn fs_step(
-        &mut self,
+        &self,
         state: &mut StageState,
         inst: &Located<Instruction>,
         change: impl FnOnce(&Path, &Path) -> Result<()>,
@@ -548,7 +639,7 @@ impl<'a> Executor<'a> {
 
     /// `fs_step`, on an empty snapshot when `isolated` (COPY --link).
     fn fs_step_on(
-        &mut self,
+        &self,
         state: &mut StageState,
         inst: &Located<Instruction>,
         isolated: bool,

@@ -46,7 +46,7 @@ impl Drop for RunMounts {
 impl Executor<'_> {
     /// Prepares `mounts` for a RUN in a stage whose working directory is `workdir`.
     pub(super) fn run_mounts(
-        &mut self,
+        &self,
         mounts: &[Mount],
         workdir: &str,
         step: &str,
@@ -122,7 +122,7 @@ impl Executor<'_> {
     }
 
     /// The host path a bind mount's source names.
-    fn bind_source(&mut self, m: &Mount, out: &mut RunMounts, step: &str) -> Result<PathBuf> {
+    fn bind_source(&self, m: &Mount, out: &mut RunMounts, step: &str) -> Result<PathBuf> {
         let source = m.source.as_deref().unwrap_or("/");
         let root = match &m.from {
             None => self.opts.context.clone(),
@@ -130,14 +130,7 @@ impl Executor<'_> {
                 let lowers = match resolve_copy_from(self.df, from)
                     .map_err(|e| BuildError::step(step, e))?
                 {
-                    StageRef::Stage(i) => self
-                        .results
-                        .get(&i)
-                        .ok_or_else(|| {
-                            BuildError::step(step, format!("stage {from} is not built yet"))
-                        })?
-                        .layers
-                        .clone(),
+                    StageRef::Stage(i) => self.stage_layers(i, step)?,
                     StageRef::Image(name) => {
                         let image = base::load_base(self.store, &self.opts.contexts, &name)?;
                         self.extract_all(&image)?
@@ -164,7 +157,7 @@ impl Executor<'_> {
 
     /// A private copy of the secret a mount names, with its mode (default 0400) and owner;
     /// None when it was not given and is not required.
-    fn secret_file(&mut self, m: &Mount, step: &str) -> Result<Option<PathBuf>> {
+    fn secret_file(&self, m: &Mount, step: &str) -> Result<Option<PathBuf>> {
         let id = m.secret_id().unwrap_or_default();
         let Some(src) = self.opts.secrets.get(id) else {
             if m.required {
@@ -193,7 +186,7 @@ impl Executor<'_> {
     }
 
     /// The directory of a cache mount (created with its uid, gid and mode on first use).
-    fn cache_dir(&mut self, m: &Mount, out: &mut RunMounts, step: &str) -> Result<PathBuf> {
+    fn cache_dir(&self, m: &Mount, out: &mut RunMounts, step: &str) -> Result<PathBuf> {
         let id = m.cache_id().unwrap_or_default();
         let base = self
             .opts
