@@ -96,6 +96,7 @@ pub fn write_output(
             CopyJob {
                 src_root: &snap.merged,
                 ignore: None,
+                exclude: None,
                 sources: vec![CopySource::Path("/".to_owned())],
                 dest: "/".to_owned(),
                 dest_root: dest,

@@ -870,3 +870,29 @@ fn a_failing_stage_stops_the_build() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn copy_exclude() -> Result<()> {
+    let f = Fixture::new()?;
+    for (p, c) in [
+        ("src/a.txt", "a"),
+        ("src/b.log", "b"),
+        ("src/sub/c.log", "c"),
+        ("src/sub/d.txt", "d"),
+    ] {
+        f.write(p, c)?;
+    }
+    f.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY --exclude=*.log --exclude=**/*.log src /app/\n",
+    )?;
+    f.build(&["-t", "exclude"])?;
+    let image = f.image("exclude")?;
+    let layer = f.layer(&image, -1)?;
+    let paths: Vec<&str> = layer.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec!["app/", "app/a.txt", "app/sub/", "app/sub/d.txt"]
+    );
+    Ok(())
+}

@@ -35,6 +35,9 @@ pub struct CopyJob<'a> {
     pub src_root: &'a Path,
     /// The context's .dockerignore (None for a stage source).
     pub ignore: Option<&'a DockerIgnore>,
+    /// `--exclude` patterns, matched against paths relative to the source root and to each
+    /// copied directory.
+    pub exclude: Option<&'a DockerIgnore>,
     pub sources: Vec<CopySource>,
     /// Absolute destination inside the rootfs, trailing `/` kept.
     pub dest: String,
@@ -90,7 +93,7 @@ impl CopyJob<'_> {
             let meta = fs::symlink_metadata(&host).map_err(BuildError::io(&host))?;
             if meta.is_dir() {
                 let dir = self.prepare_dir(&self.dest, step)?;
-                self.copy_children(&host, &rel, &dir, self.dest.trim_end_matches('/'))?;
+                self.copy_children(&host, &rel, &rel, &dir, self.dest.trim_end_matches('/'))?;
                 continue;
             }
             if self.extract_archives && meta.is_file() && is_tar(&host)? {
@@ -134,7 +137,7 @@ impl CopyJob<'_> {
                 let rel = format!("{}/{n}", parent.trim_start_matches('/'))
                     .trim_start_matches('/')
                     .to_owned();
-                if !self.excluded(&rel) {
+                if !self.excluded(&rel) && !self.excluded_by_flag(&rel, "") {
                     out.push((rel, dir.join(n)));
                 }
             }
@@ -147,8 +150,9 @@ impl CopyJob<'_> {
                 .unwrap_or_default();
             let is_dir = host.is_dir();
             let ignored = !rel.is_empty()
-                && self.excluded(&rel)
-                && !(is_dir && self.ignore.is_some_and(|i| i.may_include_below(&rel)));
+                && ((self.excluded(&rel)
+                    && !(is_dir && self.ignore.is_some_and(|i| i.may_include_below(&rel))))
+                    || (!is_dir && self.excluded_by_flag(&rel, "")));
             if host.symlink_metadata().is_ok() && !ignored {
                 out.push((rel, host));
             }
@@ -173,6 +177,22 @@ impl CopyJob<'_> {
         self.ignore.is_some_and(|i| i.is_excluded(rel))
     }
 
+    /// Whether --exclude drops `rel` (relative to the source root), also tried relative to
+    /// the copied directory `top`.
+    fn excluded_by_flag(&self, rel: &str, top: &str) -> bool {
+        let Some(ex) = self.exclude else {
+            return false;
+        };
+        let inner = if top.is_empty() {
+            rel
+        } else {
+            rel.strip_prefix(top)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or(rel)
+        };
+        ex.is_excluded(rel) || ex.is_excluded(inner)
+    }
+
     /// Resolves `target` in the rootfs, creating its parent directories.
     fn prepare_target(&self, target: &str, step: &str) -> Result<PathBuf> {
         let (parent, _) = target.rsplit_once('/').unwrap_or(("", target));
@@ -186,7 +206,16 @@ impl CopyJob<'_> {
         make_dirs(self.dest_root, dir, self.owner.unwrap_or((0, 0)), step)
     }
 
-    fn copy_children(&self, src: &Path, rel: &str, dst: &Path, dst_rel: &str) -> Result<()> {
+    /// Copies the children of `src` (at `rel` in the source root; `top` is the directory the
+    /// COPY named) into `dst` (at `dst_rel` in the rootfs).
+    fn copy_children(
+        &self,
+        src: &Path,
+        top: &str,
+        rel: &str,
+        dst: &Path,
+        dst_rel: &str,
+    ) -> Result<()> {
         let mut names: Vec<_> = fs::read_dir(src)
             .map_err(BuildError::io(src))?
             .filter_map(|e| e.ok().map(|e| e.file_name()))
@@ -205,13 +234,21 @@ impl CopyJob<'_> {
             {
                 continue;
             }
+            if self.excluded_by_flag(&child_rel, top)
+                && !(meta.is_dir()
+                    && self
+                        .exclude
+                        .is_some_and(|e| e.may_include_below(&child_rel)))
+            {
+                continue;
+            }
             let child_dst_rel = format!("{dst_rel}/{}", name.to_string_lossy());
             // Re-resolve in the rootfs: an existing symlink there must not lead out.
             let child_dst = resolve_in(self.dest_root, &child_dst_rel, meta.is_dir())
                 .map_err(BuildError::io(dst.join(&name)))?;
             self.copy_entry(&child_src, &child_dst, &meta)?;
             if meta.is_dir() {
-                self.copy_children(&child_src, &child_rel, &child_dst, &child_dst_rel)?;
+                self.copy_children(&child_src, top, &child_rel, &child_dst, &child_dst_rel)?;
             }
         }
         Ok(())

@@ -533,12 +533,17 @@ impl<'a> Executor<'a> {
             _ => return Ok(()),
         };
         let parents = matches!(expanded, Instruction::Copy(c) if c.parents);
-        if parents || !files.excludes.is_empty() {
-            return Err(BuildError::step(
-                step,
-                "--parents and --exclude are not supported yet",
-            ));
+        if parents {
+            return Err(BuildError::step(step, "--parents is not supported yet"));
         }
+        let exclude = if files.excludes.is_empty() {
+            None
+        } else {
+            Some(
+                DockerIgnore::parse("--exclude", &files.excludes.join("\n"))
+                    .map_err(|e| BuildError::step(step, e.to_string()))?,
+            )
+        };
         // --link: the files go into an empty snapshot, so the layer does not depend on the
         // ones below it (user names in --chown then need the numeric form).
         let isolated = files.link;
@@ -615,6 +620,7 @@ impl<'a> Executor<'a> {
             CopyJob {
                 src_root,
                 ignore,
+                exclude: exclude.as_ref(),
                 sources,
                 dest,
                 dest_root: root,
