@@ -351,6 +351,23 @@ fn single_stage_copy_env_cmd() -> Result<()> {
             );
         }
     }
+    if Path::new("/usr/bin/podman").exists() {
+        // A private podman storage (vfs: no mounts), removed with the fixture.
+        let load = Command::new("podman")
+            .arg("--root")
+            .arg(f.path("podman-root"))
+            .arg("--runroot")
+            .arg(f.path("podman-run"))
+            .args(["--storage-driver", "vfs", "load", "-i"])
+            .arg(&docker)
+            .output()?;
+        let stdout = String::from_utf8_lossy(&load.stdout);
+        assert!(
+            load.status.success() && stdout.contains("test/app:latest"),
+            "podman load: {stdout} {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+    }
     if Path::new("/usr/bin/umoci").exists() {
         let layout = f.path("layout");
         fs::create_dir_all(&layout)?;
