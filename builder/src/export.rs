@@ -103,6 +103,7 @@ pub fn write_output(
                 owner: None,
                 chmod: None,
                 extract_archives: false,
+                parents: false,
             }
             .run("--output type=local")
         }

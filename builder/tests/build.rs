@@ -889,7 +889,7 @@ fn a_failing_stage_stops_the_build() -> Result<()> {
 }
 
 #[test]
-fn copy_exclude() -> Result<()> {
+fn copy_exclude_and_parents() -> Result<()> {
     let f = Fixture::new()?;
     for (p, c) in [
         ("src/a.txt", "a"),
@@ -901,15 +901,29 @@ fn copy_exclude() -> Result<()> {
     }
     f.write(
         "Dockerfile",
-        "FROM scratch\nCOPY --exclude=*.log --exclude=**/*.log src /app/\n",
+        "FROM scratch\nCOPY --exclude=*.log --exclude=**/*.log src /app/\n\
+         COPY --parents src/sub/d.txt src/a.txt /kept/\n",
     )?;
     f.build(&["-t", "exclude"])?;
     let image = f.image("exclude")?;
-    let layer = f.layer(&image, -1)?;
+    let layer = f.layer(&image, -2)?;
     let paths: Vec<&str> = layer.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
         vec!["app/", "app/a.txt", "app/sub/", "app/sub/d.txt"]
+    );
+    // --parents keeps the source paths.
+    let layer = f.layer(&image, -1)?;
+    let paths: Vec<&str> = layer.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "kept/",
+            "kept/src/",
+            "kept/src/a.txt",
+            "kept/src/sub/",
+            "kept/src/sub/d.txt"
+        ]
     );
     Ok(())
 }

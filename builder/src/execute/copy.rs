@@ -47,6 +47,8 @@ pub struct CopyJob<'a> {
     pub chmod: Option<u32>,
     /// ADD: extract local tar archives.
     pub extract_archives: bool,
+    /// COPY --parents: keep each source's path (relative to the source root) under dest.
+    pub parents: bool,
 }
 
 fn has_wildcard(s: &str) -> bool {
@@ -91,6 +93,18 @@ impl CopyJob<'_> {
         }
         for (rel, host) in expanded {
             let meta = fs::symlink_metadata(&host).map_err(BuildError::io(&host))?;
+            if self.parents && !rel.is_empty() {
+                let target = format!("{}/{rel}", self.dest.trim_end_matches('/'));
+                if meta.is_dir() {
+                    let dir = self.prepare_dir(&target, step)?;
+                    self.copy_entry(&host, &dir, &meta)?;
+                    self.copy_children(&host, &rel, &rel, &dir, &target)?;
+                } else {
+                    let dst = self.prepare_target(&target, step)?;
+                    self.copy_entry(&host, &dst, &meta)?;
+                }
+                continue;
+            }
             if meta.is_dir() {
                 let dir = self.prepare_dir(&self.dest, step)?;
                 self.copy_children(&host, &rel, &rel, &dir, self.dest.trim_end_matches('/'))?;

@@ -533,9 +533,6 @@ impl<'a> Executor<'a> {
             _ => return Ok(()),
         };
         let parents = matches!(expanded, Instruction::Copy(c) if c.parents);
-        if parents {
-            return Err(BuildError::step(step, "--parents is not supported yet"));
-        }
         let exclude = if files.excludes.is_empty() {
             None
         } else {
@@ -627,6 +624,7 @@ impl<'a> Executor<'a> {
                 owner: Some(owner),
                 chmod,
                 extract_archives: add,
+                parents,
             }
             .run(step)
         })
