@@ -30,8 +30,8 @@ lint:
 
 # Tests build in the dev profile (quick to compile); the binaries they drive are
 # the static release ones.
-unit:
-	$(CARGO) test --workspace --exclude skiff-integration
+unit: build
+	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test --workspace --exclude skiff-integration
 
 integration: build
 	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test -p skiff-integration -- --test-threads=4
