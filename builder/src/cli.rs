@@ -2,18 +2,32 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Build an OCI image from a Dockerfile.
 ///
 /// The image lands in skiff's local image store under its -t names; --output also writes it
 /// (or its root filesystem) elsewhere. RUN steps run in containers through an OCI runtime
 /// (skiff by default; runc works too).
+///
+/// Steps that touch files are cached by a key of everything they read (the parent step, the
+/// instruction, build args, the content and metadata of copied files), so an unchanged step
+/// is reused (`CACHED`) and a changed input is never missed. `skiff-build prune` drops the
+/// cache.
 #[derive(Debug, Parser)]
-#[command(name = "skiff-build", version)]
+#[command(
+    name = "skiff-build",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The build context: the directory COPY and ADD read from.
-    pub context: PathBuf,
+    #[arg(required = true)]
+    pub context: Option<PathBuf>,
 
     /// Name the image in the store (repeatable; `name` means `name:latest`).
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
@@ -32,7 +46,7 @@ pub struct Cli {
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
 
-    /// Do not use the build cache.
+    /// Run every step instead of reusing cached results (the results are still cached).
     #[arg(long)]
     pub no_cache: bool,
 
@@ -74,6 +88,20 @@ pub struct Cli {
     /// Network for RUN steps: none (an empty namespace) or host. `default` means none.
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     pub network: NetworkArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Remove the build cache (cached step results, context stat caches, RUN cache mounts),
+    /// then the layer blobs no image in the store references, and report what was freed.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The image store whose build cache to prune.
+    #[arg(long, value_name = "DIR", default_value = skiff_specs::store::DEFAULT_STORE_ROOT)]
+    pub store: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ pub mod frontend;
 pub mod options;
 pub mod plan;
 pub mod progress;
+pub mod prune;
 mod workdir;
 
 use std::fs;

@@ -13,7 +13,7 @@ use skiff_builder::options::{
     NetworkMode, Output, ProgressMode,
 };
 
-use cli::{Cli, NetworkArg, ProgressArg};
+use cli::{Cli, Command, NetworkArg, ProgressArg, PruneArgs};
 
 /// `skiff` beside our own binary, else the one on PATH.
 fn default_runtime() -> PathBuf {
@@ -25,10 +25,14 @@ fn default_runtime() -> PathBuf {
 }
 
 fn options(cli: Cli) -> Result<BuildOptions> {
+    let context = cli
+        .context
+        .clone()
+        .context("the build context is missing")?;
     let dockerfile = cli
         .file
         .clone()
-        .unwrap_or_else(|| cli.context.join("Dockerfile"));
+        .unwrap_or_else(|| context.join("Dockerfile"));
     let outputs = cli
         .outputs
         .iter()
@@ -48,11 +52,11 @@ fn options(cli: Cli) -> Result<BuildOptions> {
     if let Some(p) = &cli.platform {
         check_platform(p)?;
     }
-    if !cli.context.is_dir() {
-        anyhow::bail!("build context {}: not a directory", cli.context.display());
+    if !context.is_dir() {
+        anyhow::bail!("build context {}: not a directory", context.display());
     }
     Ok(BuildOptions {
-        context: cli.context,
+        context,
         dockerfile,
         tags: cli.tags,
         build_args: parse_build_args(&cli.build_args)?,
@@ -72,8 +76,27 @@ fn options(cli: Cli) -> Result<BuildOptions> {
     })
 }
 
+fn prune(args: &PruneArgs) -> Result<()> {
+    let r = skiff_builder::prune::prune(&args.store).context("prune failed")?;
+    println!(
+        "removed {} cache entries, {} context stat caches, {} cache mounts ({} bytes); \
+         {} unreferenced blobs ({} bytes)",
+        r.entries, r.stat_caches, r.cache_mounts, r.cache_bytes, r.blobs, r.blob_bytes
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::Prune(args)) = cli.command.take() {
+        return match prune(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("skiff-build: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = options(cli).and_then(|opts| skiff_builder::build(&opts).context("build failed"));
     match result {
         Ok(outcome) => {

@@ -107,6 +107,11 @@ impl Step {
         ));
     }
 
+    /// The step's result came from the build cache.
+    pub fn cached(&self) {
+        line(&format!("#{} CACHED", self.number));
+    }
+
     pub fn error(&self, message: &str) {
         line(&format!("#{} ERROR: {message}", self.number));
     }

@@ -714,7 +714,8 @@ fn run_mounts_cache_bind_tmpfs() -> Result<()> {
              cat /mnt/h.txt /tools/t.txt > /copied && touch /scratch/x && ls /scratch > /ls\n",
     )?;
     f.build(&["-t", "mounts1"])?;
-    f.build(&["-t", "mounts2"])?;
+    // Unchanged, the RUN would be CACHED: --no-cache runs it again.
+    f.build(&["-t", "mounts2", "--no-cache"])?;
     let first = f.image("mounts1")?;
     let second = f.image("mounts2")?;
     let count = |image: &Image| -> Result<String> {
@@ -925,5 +926,221 @@ fn copy_exclude_and_parents() -> Result<()> {
             "kept/src/sub/d.txt"
         ]
     );
+    Ok(())
+}
+
+/// The instructions of the steps `progress` shows with `outcome` (`CACHED` or `DONE`).
+fn steps_with(progress: &str, outcome: &str) -> Vec<String> {
+    let mut names = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for line in progress.lines() {
+        let Some((num, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(text) = rest.strip_prefix('[') {
+            if let Some((_, inst)) = text.split_once("] ") {
+                names.insert(num.to_owned(), inst.to_owned());
+            }
+        } else if rest == outcome || rest.starts_with(&format!("{outcome} ")) {
+            if let Some(inst) = names.get(num) {
+                out.push(inst.clone());
+            }
+        }
+    }
+    out
+}
+
+fn ran(progress: &str) -> Vec<String> {
+    steps_with(progress, "DONE")
+        .into_iter()
+        .filter(|s| !s.starts_with("FROM ") && !s.starts_with("ENV ") && !s.starts_with("ARG "))
+        .collect()
+}
+
+fn touch(args: &[&str]) -> Result<()> {
+    let status = Command::new("touch").args(args).status()?;
+    if !status.success() {
+        bail!("touch {args:?} failed");
+    }
+    Ok(())
+}
+
+const EPOCH: [(&str, &str); 1] = [("SOURCE_DATE_EPOCH", "1700000000")];
+
+#[test]
+fn cache_reuses_unchanged_steps_and_sees_every_edit() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("a.txt", "a\n")?;
+    f.write("dir/b.txt", "bbbb\n")?;
+    f.write("dir/ignored.log", "x\n")?;
+    f.write(".dockerignore", "dir/*.log\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY a.txt /\nRUN echo ran > /ran\nCOPY dir /dir\n\
+         RUN cat /dir/b.txt > /copy\nWORKDIR /w\n",
+    )?;
+    let (first, progress) = f.build_env(&["-t", "c"], &EPOCH)?;
+    assert_eq!(ran(&progress).len(), 5, "{progress}");
+    assert!(steps_with(&progress, "CACHED").is_empty(), "{progress}");
+
+    // Nothing changed: every step CACHED, the same image.
+    let (second, progress) = f.build_env(&["-t", "c"], &EPOCH)?;
+    assert_eq!(first, second);
+    assert_eq!(steps_with(&progress, "CACHED").len(), 5, "{progress}");
+    assert!(ran(&progress).is_empty(), "{progress}");
+
+    // One file edited: rebuilt from the COPY that reads it.
+    let b = f.context().join("dir/b.txt");
+    let reference = f.path("ref");
+    fs::write(&b, "BBBB\n")?;
+    let progress = f.build_env(&["-t", "c"], &EPOCH)?.1;
+    assert_eq!(
+        steps_with(&progress, "CACHED"),
+        ["COPY a.txt /", "RUN echo ran > /ran"],
+        "{progress}"
+    );
+    assert_eq!(
+        ran(&progress),
+        ["COPY dir /dir", "RUN cat /dir/b.txt > /copy", "WORKDIR /w"]
+    );
+    let image = f.image("c")?;
+    assert_eq!(
+        find(&f.layer(&image, -2)?, "copy").context("copy")?.data,
+        "BBBB\n"
+    );
+
+    // Same size, same mtime: still seen.
+    touch(&["-r", &b.to_string_lossy(), &reference.to_string_lossy()])?;
+    fs::write(&b, "CCCC\n")?;
+    touch(&["-r", &reference.to_string_lossy(), &b.to_string_lossy()])?;
+    assert_eq!(
+        fs::metadata(&b)?.modified()?,
+        fs::metadata(&reference)?.modified()?
+    );
+    let progress = f.build_env(&["-t", "c"], &EPOCH)?.1;
+    assert_eq!(ran(&progress).len(), 3, "{progress}");
+    let image = f.image("c")?;
+    assert_eq!(
+        find(&f.layer(&image, -2)?, "copy").context("copy")?.data,
+        "CCCC\n"
+    );
+
+    // A new mtime alone, or a change to an ignored file: all CACHED.
+    touch(&["-d", "2001-01-01", &b.to_string_lossy()])?;
+    f.write("dir/ignored.log", "changed\n")?;
+    let progress = f.build_env(&["-t", "c"], &EPOCH)?.1;
+    assert!(ran(&progress).is_empty(), "{progress}");
+
+    // A mode change is an edit.
+    fs::set_permissions(&b, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let progress = f.build_env(&["-t", "c"], &EPOCH)?.1;
+    assert_eq!(ran(&progress).len(), 3, "{progress}");
+
+    // A build arg the RUN reads is part of its key; --no-cache runs everything.
+    f.write("Dockerfile", "FROM busybox\nARG V\nRUN echo $V > /v\n")?;
+    f.build(&["-t", "v", "--build-arg", "V=1"])?;
+    let progress = f.build(&["-t", "v", "--build-arg", "V=2"])?;
+    assert_eq!(ran(&progress), ["RUN echo $V > /v"], "{progress}");
+    assert_eq!(
+        find(&f.layer(&f.image("v")?, -1)?, "v").context("v")?.data,
+        "2\n"
+    );
+    let progress = f.build(&["-t", "v", "--build-arg", "V=2", "--no-cache"])?;
+    assert_eq!(ran(&progress), ["RUN echo $V > /v"], "{progress}");
+    Ok(())
+}
+
+#[test]
+fn concurrent_builds_share_the_cache() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("a.txt", "a\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY a.txt /\nRUN echo one > /one\nRUN echo two > /two\n",
+    )?;
+    let spawn = |tag: &str| {
+        f.command(&["-t", tag])
+            .envs(EPOCH)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+    };
+    let (a, b) = (spawn("a")?, spawn("b")?);
+    let (a, b) = (a.wait_with_output()?, b.wait_with_output()?);
+    for out in [&a, &b] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(a.stdout, b.stdout);
+    let (digest, progress) = f.build_env(&["-t", "c"], &EPOCH)?;
+    assert_eq!(digest.as_bytes(), a.stdout);
+    assert!(ran(&progress).is_empty(), "{progress}");
+    Ok(())
+}
+
+#[test]
+fn killed_during_run_then_rebuilt_from_the_cache() -> Result<()> {
+    use std::io::BufRead;
+    let f = Fixture::new()?;
+    f.write("a.txt", "a\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY a.txt /\nRUN echo started && sleep 1 && echo x > /x\n",
+    )?;
+    let mut child = f
+        .command(&["-t", "k"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("stderr")?;
+    for line in std::io::BufReader::new(stderr).lines() {
+        if line?.ends_with(" started") {
+            break;
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    let progress = f.build(&["-t", "k"])?;
+    assert_eq!(
+        steps_with(&progress, "CACHED"),
+        ["COPY a.txt /"],
+        "{progress}"
+    );
+    let image = f.image("k")?;
+    assert!(find(&f.layer(&image, -1)?, "x").is_some());
+    Ok(())
+}
+
+#[test]
+fn prune_drops_the_cache() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("a.txt", "a\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY a.txt /\nRUN echo x > /x\n",
+    )?;
+    f.build(&["-t", "p"])?;
+    let out = Command::new(bin("skiff-build"))
+        .arg("prune")
+        .arg("--store")
+        .arg(f.path("store"))
+        .output()?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.starts_with("removed 2 cache entries, 1 context stat caches"),
+        "{report}"
+    );
+    assert!(!f.path("build-cache/entries").read_dir()?.any(|_| true));
+    let progress = f.build(&["-t", "p"])?;
+    assert!(steps_with(&progress, "CACHED").is_empty(), "{progress}");
+    assert_eq!(ran(&progress).len(), 2, "{progress}");
     Ok(())
 }

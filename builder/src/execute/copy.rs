@@ -243,17 +243,7 @@ impl CopyJob<'_> {
             };
             let child_src = src.join(&name);
             let meta = fs::symlink_metadata(&child_src).map_err(BuildError::io(&child_src))?;
-            if self.excluded(&child_rel)
-                && !(meta.is_dir() && self.ignore.is_some_and(|i| i.may_include_below(&child_rel)))
-            {
-                continue;
-            }
-            if self.excluded_by_flag(&child_rel, top)
-                && !(meta.is_dir()
-                    && self
-                        .exclude
-                        .is_some_and(|e| e.may_include_below(&child_rel)))
-            {
+            if self.skip_child(&child_rel, top, meta.is_dir()) {
                 continue;
             }
             let child_dst_rel = format!("{dst_rel}/{}", name.to_string_lossy());
@@ -263,6 +253,64 @@ impl CopyJob<'_> {
             self.copy_entry(&child_src, &child_dst, &meta)?;
             if meta.is_dir() {
                 self.copy_children(&child_src, top, &child_rel, &child_dst, &child_dst_rel)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether .dockerignore or --exclude drop the entry `rel` below the copied directory
+    /// `top` (a directory stays when an exception may include something below it).
+    fn skip_child(&self, rel: &str, top: &str, is_dir: bool) -> bool {
+        (self.excluded(rel) && !(is_dir && self.ignore.is_some_and(|i| i.may_include_below(rel))))
+            || (self.excluded_by_flag(rel, top)
+                && !(is_dir && self.exclude.is_some_and(|e| e.may_include_below(rel))))
+    }
+
+    /// What the copy reads: (path relative to the source root, host path), in copy order,
+    /// directories followed by what is copied from below them. The cache key hashes these.
+    pub fn inputs(&self, step: &str) -> Result<Vec<(String, PathBuf)>> {
+        let mut out = Vec::new();
+        for src in &self.sources {
+            let CopySource::Path(p) = src else { continue };
+            for (rel, host) in self.expand(p, step)? {
+                let is_dir = fs::symlink_metadata(&host)
+                    .map_err(BuildError::io(&host))?
+                    .is_dir();
+                out.push((rel.clone(), host.clone()));
+                if is_dir {
+                    self.child_inputs(&host, &rel, &rel, &mut out)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn child_inputs(
+        &self,
+        src: &Path,
+        top: &str,
+        rel: &str,
+        out: &mut Vec<(String, PathBuf)>,
+    ) -> Result<()> {
+        let mut names: Vec<_> = fs::read_dir(src)
+            .map_err(BuildError::io(src))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            let child_rel = if rel.is_empty() {
+                name.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", name.to_string_lossy())
+            };
+            let child_src = src.join(&name);
+            let meta = fs::symlink_metadata(&child_src).map_err(BuildError::io(&child_src))?;
+            if self.skip_child(&child_rel, top, meta.is_dir()) {
+                continue;
+            }
+            out.push((child_rel.clone(), child_src.clone()));
+            if meta.is_dir() {
+                self.child_inputs(&child_src, top, &child_rel, out)?;
             }
         }
         Ok(())

@@ -1,10 +1,13 @@
 //! Running a plan: each stage from its base through its instructions. Steps that touch the
 //! filesystem (RUN, COPY, ADD, WORKDIR) run on an overlay snapshot of the stage's layers and
 //! turn what they changed into a new layer; the others change only the image config. Each
-//! step gets a key (parent key + expanded instruction) where a cache lookup will go; the
-//! cache adds the content of COPY/ADD sources to it.
+//! step gets a key: its parent's key and the expanded instruction, plus what else it reads
+//! (a RUN's environment and bind-mount sources, the content of COPY/ADD sources). A
+//! filesystem step whose key is in the build cache reuses the recorded layer instead of
+//! running.
 
 mod base;
+mod cache;
 mod config;
 mod copy;
 mod diff;
@@ -12,6 +15,7 @@ mod mounts;
 mod resolve;
 mod run;
 mod snapshot;
+mod stat_cache;
 mod unpack;
 mod xattr;
 
@@ -32,6 +36,7 @@ use crate::plan::{Base, Plan};
 use crate::progress::{Progress, Step};
 
 pub use base::BaseImage;
+pub use cache::cache_root;
 pub use copy::{CopyJob, CopySource};
 pub use resolve::resolve_in;
 pub use snapshot::Snapshot;
@@ -66,6 +71,8 @@ pub struct StageState {
     pub key: Digest,
     /// The step being run, for its command output.
     step: Option<Step>,
+    /// Whether the last step came from the build cache.
+    hit: bool,
 }
 
 /// Finished stages, shared by the stage threads.
@@ -95,6 +102,9 @@ pub struct Executor<'a> {
     created: String,
     /// SOURCE_DATE_EPOCH: the cap for layer mtimes.
     clamp: Option<u64>,
+    cache: cache::Cache,
+    /// Digests of context files.
+    stat: stat_cache::StatCache,
 }
 
 /// Locks a mutex; a thread that panicked while holding it leaves consistent data here
@@ -138,6 +148,11 @@ impl<'a> Executor<'a> {
             dirs: AtomicUsize::new(0),
             created,
             clamp,
+            cache: cache::Cache::new(&opts.store, !opts.no_cache),
+            stat: stat_cache::StatCache::load(stat_cache::file_for(
+                &cache_root(&opts.store).join("stat"),
+                &opts.context,
+            )),
         }
     }
 
@@ -170,6 +185,10 @@ impl<'a> Executor<'a> {
         }
         if let Some(e) = cancelled {
             return Err(e);
+        }
+        // The stat cache is a shortcut only: failing to save it costs time, not correctness.
+        if let Err(e) = self.stat.save() {
+            eprintln!("skiff-build: warning: saving the context stat cache: {e}");
         }
         lock(&self.results)
             .done
@@ -255,8 +274,10 @@ impl<'a> Executor<'a> {
             }
             let step = self.start(&self.label(index, 1), &text);
             state.step = Some(step.clone());
+            state.hit = false;
             let result = self.onbuild(&mut state, &trigger);
             match result {
+                Ok(()) if state.hit => step.cached(),
                 Ok(()) => step.done(),
                 Err(e) => {
                     step.error(&e.to_string());
@@ -270,7 +291,9 @@ impl<'a> Executor<'a> {
             }
             let step = self.start(&self.label(index, pos + 2), &inst.source);
             state.step = Some(step.clone());
+            state.hit = false;
             match self.instruction(&mut state, inst) {
+                Ok(()) if state.hit => step.cached(),
                 Ok(()) => step.done(),
                 Err(e) => {
                     step.error(&e.to_string());
@@ -297,6 +320,7 @@ impl<'a> Executor<'a> {
                     shell: DEFAULT_SHELL.map(String::from).to_vec(),
                     cmd_set: false,
                     step: None,
+                    hit: false,
                     key: key_of(&["scratch"]),
                 }
             }
@@ -328,6 +352,7 @@ impl<'a> Executor<'a> {
                     variant: image.config.variant.clone(),
                     cmd_set: false,
                     step: None,
+                    hit: false,
                     key: key_of(&["image", &image.manifest.to_string()]),
                 }
             }
@@ -438,7 +463,7 @@ impl<'a> Executor<'a> {
                 config.working_dir = Some(dir.clone());
                 let user = config.user.clone();
                 // Created owned by the current USER, as BuildKit does.
-                return self.fs_step(state, inst, |_, root| {
+                return self.fs_step(state, inst, true, |_, root| {
                     let owner = match user.as_deref() {
                         None | Some("") => (0, 0),
                         Some(spec) => {
@@ -453,6 +478,8 @@ impl<'a> Executor<'a> {
             Instruction::Run(r) => {
                 let cwd = config.working_dir.clone().unwrap_or_else(|| "/".to_owned());
                 let user = config.user.clone().unwrap_or_default();
+                let (extra, cacheable) = self.run_inputs(&r.mounts, state, step)?;
+                state.key = key_of(&[&state.key.to_string(), &extra]);
                 let mounts = self.run_mounts(&r.mounts, &cwd, step)?;
                 let mut files = Vec::new();
                 let args = match r.to_command() {
@@ -496,7 +523,7 @@ impl<'a> Executor<'a> {
                     .ok_or_else(|| BuildError::step(step, "RUN outside a step"))?;
                 let n = self.dirs.fetch_add(1, Ordering::Relaxed) + 1;
                 let id = format!("skiff-build-{}-{n}", std::process::id());
-                let result = self.fs_step(state, inst, |dir, root| {
+                let result = self.fs_step(state, inst, cacheable, |dir, root| {
                     let stubs: Vec<mounts::Stub> = mounts
                         .targets
                         .iter()
@@ -581,6 +608,7 @@ impl<'a> Executor<'a> {
             dest.push('/');
         }
         // The source rootfs of `--from`, mounted for the copy.
+        let from_ref = from.clone();
         let mut source_snapshot = None;
         if let Some(from) = from {
             let lowers = match from {
@@ -597,7 +625,31 @@ impl<'a> Executor<'a> {
         let context = self.opts.context.clone();
         let ignore = self.ignore.clone();
         let chown = files.chown.clone();
-        self.fs_step_on(state, inst, isolated, |_, root| {
+        // What the copy reads goes into the key: the source stage's key or image, or the
+        // content and metadata of the context files it copies.
+        let reads = match &from_ref {
+            Some(StageRef::Stage(i)) => self.stage_key(*i, step)?.to_string(),
+            Some(StageRef::Image(name)) => base::load_base(self.store, &self.opts.contexts, name)?
+                .manifest
+                .to_string(),
+            None => {
+                let job = CopyJob {
+                    src_root: &context,
+                    ignore: Some(&ignore),
+                    exclude: exclude.as_ref(),
+                    sources: sources.clone(),
+                    dest: dest.clone(),
+                    dest_root: &context,
+                    owner: None,
+                    chmod,
+                    extract_archives: add,
+                    parents,
+                };
+                self.context_digest(&job.inputs(step)?)?
+            }
+        };
+        state.key = key_of(&[&state.key.to_string(), &reads]);
+        self.fs_step_on(state, inst, isolated, true, |_, root| {
             let owner = match &chown {
                 None => (0, 0),
                 Some(spec) => {
@@ -636,19 +688,40 @@ impl<'a> Executor<'a> {
         &self,
         state: &mut StageState,
         inst: &Located<Instruction>,
+        cacheable: bool,
         change: impl FnOnce(&Path, &Path) -> Result<()>,
     ) -> Result<()> {
-        self.fs_step_on(state, inst, false, change)
+        self.fs_step_on(state, inst, false, cacheable, change)
     }
 
-    /// `fs_step`, on an empty snapshot when `isolated` (COPY --link).
+    /// `fs_step`, on an empty snapshot when `isolated` (COPY --link). A `cacheable` step
+    /// whose key (`state.key`) has a cache entry reuses its layer instead of running.
     fn fs_step_on(
         &self,
         state: &mut StageState,
         inst: &Located<Instruction>,
         isolated: bool,
+        cacheable: bool,
         change: impl FnOnce(&Path, &Path) -> Result<()>,
     ) -> Result<()> {
+        // Layers made under SOURCE_DATE_EPOCH differ (clamped mtimes): another key.
+        if let Some(clamp) = self.clamp {
+            state.key = key_of(&[&state.key.to_string(), &format!("clamp {clamp}")]);
+        }
+        if cacheable {
+            if let Some(entry) = self.cache.get(self.store, &state.key) {
+                match entry.layer {
+                    None => self.history(state, inst, true),
+                    Some((blob, diff_id)) => {
+                        let dir = self.unpacked(&blob)?;
+                        state.layers.push(Layer { blob, diff_id, dir });
+                        self.history(state, inst, false);
+                    }
+                }
+                state.hit = true;
+                return Ok(());
+            }
+        }
         let dir = self.new_dir("step");
         let lowers: Vec<PathBuf> = if isolated {
             Vec::new()
@@ -661,9 +734,18 @@ impl<'a> Executor<'a> {
         diff::prune_unchanged_dirs(&snap.upper, &lowers)?;
         if diff::is_empty(&snap.upper)? {
             self.history(state, inst, true);
+            if cacheable {
+                self.record(&state.key, cache::Entry { layer: None });
+            }
             return Ok(());
         }
         let layer = diff::write_layer(self.store, &snap.upper, self.clamp)?;
+        if cacheable {
+            let entry = cache::Entry {
+                layer: Some((layer.descriptor.clone(), layer.diff_id.clone())),
+            };
+            self.record(&state.key, entry);
+        }
         state.layers.push(Layer {
             blob: layer.descriptor,
             diff_id: layer.diff_id,
@@ -671,6 +753,118 @@ impl<'a> Executor<'a> {
         });
         self.history(state, inst, false);
         Ok(())
+    }
+}
+
+impl Executor<'_> {
+    /// Records a step's result; a cache that cannot be written costs time, not the build.
+    fn record(&self, key: &Digest, entry: cache::Entry) {
+        if let Err(e) = self.cache.put(key, &entry) {
+            eprintln!("skiff-build: warning: writing the build cache entry {key}: {e}");
+        }
+    }
+
+    /// A layer blob unpacked for overlay use (once per build).
+    fn unpacked(&self, blob: &Descriptor) -> Result<PathBuf> {
+        if let Some(d) = lock(&self.extracted).get(&blob.digest) {
+            return Ok(d.clone());
+        }
+        let dir = self.new_dir("layer");
+        let reader = self.store.open_blob(blob)?;
+        unpack::unpack_layer(
+            reader,
+            &blob.media_type,
+            &dir,
+            &format!("layer {}", blob.digest),
+        )?;
+        lock(&self.extracted).insert(blob.digest.clone(), dir.clone());
+        Ok(dir)
+    }
+
+    /// The key of a finished stage.
+    fn stage_key(&self, index: usize, step: &str) -> Result<Digest> {
+        lock(&self.results)
+            .done
+            .get(&index)
+            .map(|s| s.key.clone())
+            .ok_or_else(|| BuildError::step(step, format!("stage {index} was not built")))
+    }
+
+    /// What a RUN reads besides its instruction, for its key: its environment (build args
+    /// included) and the sources of its bind mounts. Also whether it may be cached: a bind
+    /// of the build context is not (its content is not hashed).
+    fn run_inputs(
+        &self,
+        mounts: &[crate::frontend::Mount],
+        state: &StageState,
+        step: &str,
+    ) -> Result<(String, bool)> {
+        let mut out: Vec<String> = state
+            .vars
+            .run_env()
+            .iter()
+            .map(|(k, v)| format!("env {k}={v}"))
+            .collect();
+        let mut cacheable = true;
+        for m in mounts {
+            if m.kind != crate::frontend::MountType::Bind {
+                continue;
+            }
+            match &m.from {
+                None => cacheable = false,
+                Some(from) => {
+                    let source = match crate::frontend::resolve_copy_from(self.df, from)
+                        .map_err(|e| BuildError::step(step, e))?
+                    {
+                        StageRef::Stage(i) => self.stage_key(i, step)?.to_string(),
+                        StageRef::Image(name) => {
+                            base::load_base(self.store, &self.opts.contexts, &name)?
+                                .manifest
+                                .to_string()
+                        }
+                    };
+                    out.push(format!("bind {from} {source}"));
+                }
+            }
+        }
+        Ok((out.join("\n"), cacheable))
+    }
+
+    /// A digest of the context files a COPY reads: each path with its type, mode, owner,
+    /// and content (files) or target (symlinks); mtimes left out.
+    fn context_digest(&self, inputs: &[(String, PathBuf)]) -> Result<String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut h = Hasher::new(skiff_specs::Algorithm::Sha256);
+        for (rel, host) in inputs {
+            let meta = std::fs::symlink_metadata(host).map_err(BuildError::io(host))?;
+            let what = if meta.is_file() {
+                let (meta, digest) = self
+                    .stat
+                    .file_digest(rel, host)
+                    .map_err(BuildError::io(host))?;
+                format!(
+                    "file {:o} {} {} {digest}",
+                    meta.mode(),
+                    meta.uid(),
+                    meta.gid()
+                )
+            } else if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(host).map_err(BuildError::io(host))?;
+                format!(
+                    "link {} {} {}",
+                    meta.uid(),
+                    meta.gid(),
+                    target.to_string_lossy()
+                )
+            } else {
+                format!("other {:o} {} {}", meta.mode(), meta.uid(), meta.gid())
+            };
+            h.update(rel.as_bytes());
+            h.update(b"\0");
+            h.update(what.as_bytes());
+            h.update(b"\0");
+        }
+        Ok(h.finish().to_string())
     }
 }
 

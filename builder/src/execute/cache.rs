@@ -1,0 +1,90 @@
+//! The build cache: step key → the step's result (its layer blob and diff_id, or none for a
+//! step that changed no files). Entries are small JSON files under `<store>/../build-cache/
+//! entries`, written atomically; the layers themselves are blobs of the image store. An entry
+//! is trusted only when its blob is still in the store, so a store that lost blobs (gc, a
+//! killed builder) only turns hits into misses.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use skiff_specs::{Descriptor, Digest, Store};
+
+use super::stat_cache::write_atomic;
+
+/// A cached step result.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The layer and its diff_id; None when the step changed no files.
+    pub layer: Option<(Descriptor, Digest)>,
+}
+
+/// The cache directory beside the store (shared with cache mounts' parent).
+pub fn cache_root(store: &Path) -> PathBuf {
+    store
+        .parent()
+        .map_or_else(|| store.to_path_buf(), Path::to_path_buf)
+        .join("build-cache")
+}
+
+#[derive(Debug)]
+pub struct Cache {
+    entries: PathBuf,
+    /// --no-cache: lookups miss, results are still recorded.
+    read: bool,
+}
+
+impl Cache {
+    pub fn new(store: &Path, read: bool) -> Cache {
+        Cache {
+            entries: cache_root(store).join("entries"),
+            read,
+        }
+    }
+
+    fn path(&self, key: &Digest) -> PathBuf {
+        self.entries.join(format!("{}.json", key.hex()))
+    }
+
+    /// The entry for `key`, if there is a usable one.
+    pub fn get(&self, store: &Store, key: &Digest) -> Option<Entry> {
+        if !self.read {
+            return None;
+        }
+        let bytes = fs::read(self.path(key)).ok()?;
+        let v: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("skiff-build: ignoring a damaged build cache entry {key}: {e}");
+                return None;
+            }
+        };
+        if v["key"].as_str() != Some(key.to_string().as_str()) {
+            return None;
+        }
+        let layer = match &v["layer"] {
+            Value::Null => None,
+            l => {
+                let blob: Descriptor = serde_json::from_value(l["blob"].clone()).ok()?;
+                let diff_id = Digest::parse(l["diff_id"].as_str()?).ok()?;
+                // The blob must still be there (and whole: the store writes blobs atomically).
+                let size = fs::metadata(store.blob_path(&blob.digest)).ok()?.len();
+                if size != blob.size {
+                    return None;
+                }
+                Some((blob, diff_id))
+            }
+        };
+        Some(Entry { layer })
+    }
+
+    /// Records `entry` for `key`.
+    pub fn put(&self, key: &Digest, entry: &Entry) -> std::io::Result<()> {
+        let layer = match &entry.layer {
+            None => Value::Null,
+            Some((blob, diff_id)) => json!({"blob": blob, "diff_id": diff_id.to_string()}),
+        };
+        let doc = json!({"key": key.to_string(), "layer": layer});
+        write_atomic(&self.path(key), doc.to_string().as_bytes())
+    }
+}
