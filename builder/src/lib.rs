@@ -81,6 +81,14 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
         clamp,
     );
     let mut state = exec.run()?;
+    // A cached build unpacked nothing; a local output needs the final rootfs's layers.
+    if opts
+        .outputs
+        .iter()
+        .any(|o| matches!(o, options::Output::Local(_)))
+    {
+        exec.lower_dirs(&state.layers)?;
+    }
     drop(exec);
     if !opts.labels.is_empty() {
         let labels = state.config.labels.get_or_insert_with(Default::default);

@@ -1144,3 +1144,27 @@ fn prune_drops_the_cache() -> Result<()> {
     assert_eq!(ran(&progress).len(), 2, "{progress}");
     Ok(())
 }
+
+#[test]
+fn run_bind_of_the_context_is_keyed_by_its_content() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("data/f", "one\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=bind,source=data,target=/d cat /d/f > /out\n",
+    )?;
+    f.build(&["-t", "b"])?;
+    let progress = f.build(&["-t", "b"])?;
+    assert!(ran(&progress).is_empty(), "{progress}");
+    f.write("data/f", "two\n")?;
+    let progress = f.build(&["-t", "b"])?;
+    assert_eq!(ran(&progress).len(), 1, "{progress}");
+    // All cached, then the rootfs as a local output: the cached layers are unpacked for it.
+    let dest = f.path("rootfs");
+    let dest_arg = format!("type=local,dest={}", dest.display());
+    let progress = f.build(&["-t", "b", "--output", &dest_arg])?;
+    assert!(ran(&progress).is_empty(), "{progress}");
+    assert_eq!(fs::read_to_string(dest.join("out"))?, "two\n");
+    assert!(dest.join("bin/busybox").exists());
+    Ok(())
+}

@@ -45,7 +45,8 @@ pub use snapshot::Snapshot;
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
 /// A layer of a stage: its blob, its diff_id and a directory with its content in overlayfs
-/// lower-layer form.
+/// lower-layer form. Layers of a base image or from the cache are unpacked into `dir` only
+/// when a step needs them ([`Executor::lower_dirs`]), so a fully cached build reads none.
 #[derive(Debug, Clone)]
 pub struct Layer {
     pub blob: Descriptor,
@@ -96,7 +97,10 @@ pub struct Executor<'a> {
     results: Mutex<Results>,
     /// Signalled whenever a stage finishes or fails.
     finished: Condvar,
+    /// Where each layer blob is (or will be) unpacked.
     extracted: Mutex<HashMap<Digest, PathBuf>>,
+    /// Held while unpacking, so two stages never unpack the same blob at once.
+    unpacking: Mutex<()>,
     dirs: AtomicUsize,
     /// History timestamps.
     created: String,
@@ -145,6 +149,7 @@ impl<'a> Executor<'a> {
             results: Mutex::new(Results::default()),
             finished: Condvar::new(),
             extracted: Mutex::new(HashMap::new()),
+            unpacking: Mutex::new(()),
             dirs: AtomicUsize::new(0),
             created,
             clamp,
@@ -382,33 +387,40 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    /// Extracts a base image's layers (once per build) for overlay use.
+    /// A base image's layers, to be unpacked when needed.
     fn extract_all(&self, image: &BaseImage) -> Result<Vec<Layer>> {
-        let mut out = Vec::new();
-        for (blob, diff_id) in &image.layers {
-            let known = lock(&self.extracted).get(&blob.digest).cloned();
-            let dir = match known {
-                Some(d) => d.clone(),
-                None => {
-                    let dir = self.new_dir("layer");
-                    let reader = self.store.open_blob(blob)?;
-                    unpack::unpack_layer(
-                        reader,
-                        &blob.media_type,
-                        &dir,
-                        &format!("layer {}", blob.digest),
-                    )?;
-                    lock(&self.extracted).insert(blob.digest.clone(), dir.clone());
-                    dir
-                }
-            };
-            out.push(Layer {
+        Ok(image
+            .layers
+            .iter()
+            .map(|(blob, diff_id)| Layer {
                 blob: blob.clone(),
                 diff_id: diff_id.clone(),
-                dir,
-            });
+                dir: self.layer_dir(blob),
+            })
+            .collect())
+    }
+
+    /// The directories of `layers` for an overlay, unpacking those not unpacked yet (into a
+    /// temp name renamed when complete, so an existing dir is a whole layer).
+    pub fn lower_dirs(&self, layers: &[Layer]) -> Result<Vec<PathBuf>> {
+        for l in layers {
+            if l.dir.exists() {
+                continue;
+            }
+            let _unpacking = lock(&self.unpacking);
+            if l.dir.exists() {
+                continue;
+            }
+            let partial = PathBuf::from(format!("{}-partial", l.dir.display()));
+            let reader = self.store.open_blob(&l.blob)?;
+            let what = format!("layer {}", l.blob.digest);
+            if let Err(e) = unpack::unpack_layer(reader, &l.blob.media_type, &partial, &what) {
+                let _ = std::fs::remove_dir_all(&partial);
+                return Err(e);
+            }
+            std::fs::rename(&partial, &l.dir).map_err(BuildError::io(&l.dir))?;
         }
-        Ok(out)
+        Ok(layers.iter().map(|l| l.dir.clone()).collect())
     }
 
     fn history(&self, state: &mut StageState, inst: &Located<Instruction>, empty: bool) {
@@ -463,7 +475,7 @@ impl<'a> Executor<'a> {
                 config.working_dir = Some(dir.clone());
                 let user = config.user.clone();
                 // Created owned by the current USER, as BuildKit does.
-                return self.fs_step(state, inst, true, |_, root| {
+                return self.fs_step(state, inst, |_, root| {
                     let owner = match user.as_deref() {
                         None | Some("") => (0, 0),
                         Some(spec) => {
@@ -478,7 +490,7 @@ impl<'a> Executor<'a> {
             Instruction::Run(r) => {
                 let cwd = config.working_dir.clone().unwrap_or_else(|| "/".to_owned());
                 let user = config.user.clone().unwrap_or_default();
-                let (extra, cacheable) = self.run_inputs(&r.mounts, state, step)?;
+                let extra = self.run_inputs(&r.mounts, state, step)?;
                 state.key = key_of(&[&state.key.to_string(), &extra]);
                 let mounts = self.run_mounts(&r.mounts, &cwd, step)?;
                 let mut files = Vec::new();
@@ -523,7 +535,7 @@ impl<'a> Executor<'a> {
                     .ok_or_else(|| BuildError::step(step, "RUN outside a step"))?;
                 let n = self.dirs.fetch_add(1, Ordering::Relaxed) + 1;
                 let id = format!("skiff-build-{}-{n}", std::process::id());
-                let result = self.fs_step(state, inst, cacheable, |dir, root| {
+                let result = self.fs_step(state, inst, |dir, root| {
                     let stubs: Vec<mounts::Stub> = mounts
                         .targets
                         .iter()
@@ -618,7 +630,7 @@ impl<'a> Executor<'a> {
                     self.extract_all(&image)?
                 }
             };
-            let dirs: Vec<PathBuf> = lowers.iter().map(|l| l.dir.clone()).collect();
+            let dirs = self.lower_dirs(&lowers)?;
             let dir = self.new_dir("from");
             source_snapshot = Some(Snapshot::mount(&dir, &dirs)?);
         }
@@ -649,7 +661,7 @@ impl<'a> Executor<'a> {
             }
         };
         state.key = key_of(&[&state.key.to_string(), &reads]);
-        self.fs_step_on(state, inst, isolated, true, |_, root| {
+        self.fs_step_on(state, inst, isolated, |_, root| {
             let owner = match &chown {
                 None => (0, 0),
                 Some(spec) => {
@@ -688,45 +700,41 @@ impl<'a> Executor<'a> {
         &self,
         state: &mut StageState,
         inst: &Located<Instruction>,
-        cacheable: bool,
         change: impl FnOnce(&Path, &Path) -> Result<()>,
     ) -> Result<()> {
-        self.fs_step_on(state, inst, false, cacheable, change)
+        self.fs_step_on(state, inst, false, change)
     }
 
-    /// `fs_step`, on an empty snapshot when `isolated` (COPY --link). A `cacheable` step
-    /// whose key (`state.key`) has a cache entry reuses its layer instead of running.
+    /// `fs_step`, on an empty snapshot when `isolated` (COPY --link). A step whose key
+    /// (`state.key`) has a cache entry reuses its layer instead of running.
     fn fs_step_on(
         &self,
         state: &mut StageState,
         inst: &Located<Instruction>,
         isolated: bool,
-        cacheable: bool,
         change: impl FnOnce(&Path, &Path) -> Result<()>,
     ) -> Result<()> {
         // Layers made under SOURCE_DATE_EPOCH differ (clamped mtimes): another key.
         if let Some(clamp) = self.clamp {
             state.key = key_of(&[&state.key.to_string(), &format!("clamp {clamp}")]);
         }
-        if cacheable {
-            if let Some(entry) = self.cache.get(self.store, &state.key) {
-                match entry.layer {
-                    None => self.history(state, inst, true),
-                    Some((blob, diff_id)) => {
-                        let dir = self.unpacked(&blob)?;
-                        state.layers.push(Layer { blob, diff_id, dir });
-                        self.history(state, inst, false);
-                    }
+        if let Some(entry) = self.cache.get(self.store, &state.key) {
+            match entry.layer {
+                None => self.history(state, inst, true),
+                Some((blob, diff_id)) => {
+                    let dir = self.layer_dir(&blob);
+                    state.layers.push(Layer { blob, diff_id, dir });
+                    self.history(state, inst, false);
                 }
-                state.hit = true;
-                return Ok(());
             }
+            state.hit = true;
+            return Ok(());
         }
         let dir = self.new_dir("step");
         let lowers: Vec<PathBuf> = if isolated {
             Vec::new()
         } else {
-            state.layers.iter().map(|l| l.dir.clone()).collect()
+            self.lower_dirs(&state.layers)?
         };
         let mut snap = Snapshot::mount(&dir, &lowers)?;
         change(&dir, &snap.merged)?;
@@ -734,18 +742,14 @@ impl<'a> Executor<'a> {
         diff::prune_unchanged_dirs(&snap.upper, &lowers)?;
         if diff::is_empty(&snap.upper)? {
             self.history(state, inst, true);
-            if cacheable {
-                self.record(&state.key, cache::Entry { layer: None });
-            }
+            self.record(&state.key, cache::Entry { layer: None });
             return Ok(());
         }
         let layer = diff::write_layer(self.store, &snap.upper, self.clamp)?;
-        if cacheable {
-            let entry = cache::Entry {
-                layer: Some((layer.descriptor.clone(), layer.diff_id.clone())),
-            };
-            self.record(&state.key, entry);
-        }
+        let entry = cache::Entry {
+            layer: Some((layer.descriptor.clone(), layer.diff_id.clone())),
+        };
+        self.record(&state.key, entry);
         state.layers.push(Layer {
             blob: layer.descriptor,
             diff_id: layer.diff_id,
@@ -764,21 +768,13 @@ impl Executor<'_> {
         }
     }
 
-    /// A layer blob unpacked for overlay use (once per build).
-    fn unpacked(&self, blob: &Descriptor) -> Result<PathBuf> {
-        if let Some(d) = lock(&self.extracted).get(&blob.digest) {
-            return Ok(d.clone());
-        }
-        let dir = self.new_dir("layer");
-        let reader = self.store.open_blob(blob)?;
-        unpack::unpack_layer(
-            reader,
-            &blob.media_type,
-            &dir,
-            &format!("layer {}", blob.digest),
-        )?;
-        lock(&self.extracted).insert(blob.digest.clone(), dir.clone());
-        Ok(dir)
+    /// Where the layer blob is unpacked (one directory per blob and build; see
+    /// `lower_dirs`).
+    fn layer_dir(&self, blob: &Descriptor) -> PathBuf {
+        lock(&self.extracted)
+            .entry(blob.digest.clone())
+            .or_insert_with(|| self.new_dir("layer"))
+            .clone()
     }
 
     /// The key of a finished stage.
@@ -791,27 +787,44 @@ impl Executor<'_> {
     }
 
     /// What a RUN reads besides its instruction, for its key: its environment (build args
-    /// included) and the sources of its bind mounts. Also whether it may be cached: a bind
-    /// of the build context is not (its content is not hashed).
+    /// included) and the sources of its bind mounts (a stage's key, an image's manifest, or
+    /// the content of the context files under the source, all of them: the mount shows
+    /// what .dockerignore excludes too).
     fn run_inputs(
         &self,
         mounts: &[crate::frontend::Mount],
         state: &StageState,
         step: &str,
-    ) -> Result<(String, bool)> {
+    ) -> Result<String> {
         let mut out: Vec<String> = state
             .vars
             .run_env()
             .iter()
             .map(|(k, v)| format!("env {k}={v}"))
             .collect();
-        let mut cacheable = true;
         for m in mounts {
             if m.kind != crate::frontend::MountType::Bind {
                 continue;
             }
             match &m.from {
-                None => cacheable = false,
+                None => {
+                    let source = m.source.clone().unwrap_or_else(|| "/".to_owned());
+                    let context = &self.opts.context;
+                    let job = CopyJob {
+                        src_root: context,
+                        ignore: None,
+                        exclude: None,
+                        sources: vec![CopySource::Path(source.clone())],
+                        dest: "/".to_owned(),
+                        dest_root: context,
+                        owner: None,
+                        chmod: None,
+                        extract_archives: false,
+                        parents: false,
+                    };
+                    let digest = self.context_digest(&job.inputs(step)?)?;
+                    out.push(format!("bind context {source} {digest}"));
+                }
                 Some(from) => {
                     let source = match crate::frontend::resolve_copy_from(self.df, from)
                         .map_err(|e| BuildError::step(step, e))?
@@ -827,7 +840,7 @@ impl Executor<'_> {
                 }
             }
         }
-        Ok((out.join("\n"), cacheable))
+        Ok(out.join("\n"))
     }
 
     /// A digest of the context files a COPY reads: each path with its type, mode, owner,

@@ -136,7 +136,7 @@ impl Executor<'_> {
                         self.extract_all(&image)?
                     }
                 };
-                let dirs: Vec<PathBuf> = lowers.iter().map(|l| l.dir.clone()).collect();
+                let dirs = self.lower_dirs(&lowers)?;
                 let dir = self.new_dir("mount");
                 let snap = Snapshot::mount(&dir, &dirs)?;
                 let merged = snap.merged.clone();
