@@ -212,3 +212,77 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::{Context, Result};
+    use nix::sys::stat::{utimensat, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+
+    /// Sets the file's atime and mtime to an old time (ctime becomes now).
+    fn age(path: &Path) -> Result<()> {
+        let old = TimeSpec::new(978_307_200, 0);
+        utimensat(None, path, &old, &old, UtimensatFlags::FollowSymlink)?;
+        Ok(())
+    }
+
+    /// Pretends the entry of `rel` was checked long after its timestamps (not racily clean)
+    /// and records a digest no file has, so a reuse shows.
+    fn settle(cache: &StatCache, rel: &str) -> Result<Digest> {
+        let fake = Digest::sha256_of(b"not the content");
+        let mut entries = lock(&cache.entries);
+        let e = entries.get_mut(rel).context("no entry")?;
+        e.checked_ns = i64::MAX / 2;
+        e.digest = fake.clone();
+        Ok(fake)
+    }
+
+    #[test]
+    fn unchanged_files_reuse_their_digest_and_edits_are_seen() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("f");
+        fs::write(&file, "aaaa")?;
+        age(&file)?;
+        let cache = StatCache::load(dir.path().join("cache.json"));
+        let real = cache.file_digest("f", &file)?.1;
+        assert_eq!(real, Digest::sha256_of(b"aaaa"));
+
+        // A clean entry with the same stat: the file is not read.
+        let fake = settle(&cache, "f")?;
+        assert_eq!(cache.file_digest("f", &file)?.1, fake);
+
+        // Same size, same mtime, other content: ctime differs (a few kernel ticks later),
+        // so it is read again.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        fs::write(&file, "bbbb")?;
+        age(&file)?;
+        assert_eq!(cache.file_digest("f", &file)?.1, Digest::sha256_of(b"bbbb"));
+
+        // Saved and loaded again, the entry still matches.
+        settle(&cache, "f")?;
+        *lock(&cache.dirty) = true;
+        cache.save()?;
+        let again = StatCache::load(dir.path().join("cache.json"));
+        assert_eq!(again.file_digest("f", &file)?.1, fake);
+        Ok(())
+    }
+
+    #[test]
+    fn racily_clean_entries_are_hashed_again() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("f");
+        fs::write(&file, "aaaa")?;
+        let cache = StatCache::load(dir.path().join("cache.json"));
+        cache.file_digest("f", &file)?;
+        // Checked right after the write: mtime and ctime are too close to trust.
+        {
+            let mut entries = lock(&cache.entries);
+            let e = entries.get_mut("f").context("no entry")?;
+            assert!(e.racily_clean());
+            e.digest = Digest::sha256_of(b"not the content");
+        }
+        assert_eq!(cache.file_digest("f", &file)?.1, Digest::sha256_of(b"aaaa"));
+        Ok(())
+    }
+}
