@@ -1142,6 +1142,18 @@ fn prune_drops_the_cache() -> Result<()> {
     let progress = f.build(&["-t", "p"])?;
     assert!(steps_with(&progress, "CACHED").is_empty(), "{progress}");
     assert_eq!(ran(&progress).len(), 2, "{progress}");
+
+    // Entries whose layers the store lost (the image removed, then gc) are misses.
+    let store = f.store()?;
+    for image in store.list()? {
+        if let Some(name) = image.name {
+            store.remove(&name)?;
+        }
+    }
+    assert!(!store.gc()?.removed_blobs.is_empty());
+    let progress = f.build(&["-t", "p"])?;
+    assert_eq!(ran(&progress).len(), 2, "{progress}");
+    assert!(f.image("p").is_ok());
     Ok(())
 }
 
