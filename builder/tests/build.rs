@@ -1180,3 +1180,49 @@ fn run_bind_of_the_context_is_keyed_by_its_content() -> Result<()> {
     assert!(dest.join("bin/busybox").exists());
     Ok(())
 }
+
+#[test]
+fn copy_from_a_cached_stage() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("b.txt", "one\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox AS a\nRUN echo built > /artifact\n\
+         FROM busybox\nCOPY b.txt /\nCOPY --from=a /artifact /artifact\n",
+    )?;
+    f.build(&["-t", "m"])?;
+    f.write("b.txt", "two\n")?;
+    let progress = f.build(&["-t", "m"])?;
+    assert_eq!(
+        steps_with(&progress, "CACHED"),
+        ["RUN echo built > /artifact"],
+        "{progress}"
+    );
+    let image = f.image("m")?;
+    assert_eq!(
+        find(&f.layer(&image, -1)?, "artifact")
+            .context("artifact")?
+            .data,
+        "built\n"
+    );
+    // The stage's content is part of the key: a change there reruns the COPY --from.
+    f.write(
+        "Dockerfile",
+        "FROM busybox AS a\nRUN echo changed > /artifact\n\
+         FROM busybox\nCOPY b.txt /\nCOPY --from=a /artifact /artifact\n",
+    )?;
+    let progress = f.build(&["-t", "m"])?;
+    assert_eq!(
+        steps_with(&progress, "CACHED"),
+        ["COPY b.txt /"],
+        "{progress}"
+    );
+    let image = f.image("m")?;
+    assert_eq!(
+        find(&f.layer(&image, -1)?, "artifact")
+            .context("artifact")?
+            .data,
+        "changed\n"
+    );
+    Ok(())
+}
