@@ -94,6 +94,7 @@ pub struct Cli {
 pub enum Command {
     /// Remove the build cache (cached step results, context stat caches, RUN cache mounts),
     /// then the layer blobs no image in the store references, and report what was freed.
+    /// The blob sweep waits for running builds to finish.
     Prune(PruneArgs),
 }
 
