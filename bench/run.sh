@@ -14,3 +14,14 @@ peers=()
 for p in runc crun; do command -v "$p" >/dev/null && peers+=("$p"); done
 echo "== runtimes: skiff ${peers[*]} (N=${N:-200}, rounds=${ROUNDS:-5})"
 "$SHARED/compare-runtimes.sh" -n "${N:-200}" -r "${ROUNDS:-5}" "$SKIFF=skiff" "${peers[@]}"
+
+# Builders: skiff-build beside buildah (and BuildKit through dockerd when it is installed).
+if [ -x "$SHARED/builder-bench.sh" ] && [ "${SKIP_BUILDERS:-0}" != 1 ]; then
+  tools="$(pwd)/bench/builders/skiff.sh"
+  command -v buildah >/dev/null && tools+=",buildah"
+  command -v dockerd >/dev/null && tools+=",docker"
+  echo "== builders: $tools (rounds=${BUILD_ROUNDS:-3}, fixtures: ${BUILD_FIXTURES:-app multistage bigfile})"
+  # shellcheck disable=SC2086
+  SKIFF_BIN_DIR=$(dirname "$SKIFF") "$SHARED/builder-bench.sh" -r "${BUILD_ROUNDS:-3}" "$tools" \
+    ${BUILD_FIXTURES:-app multistage bigfile}
+fi
