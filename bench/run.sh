@@ -10,6 +10,10 @@ if [ ! -x "$SHARED/compare-runtimes.sh" ]; then
   exit 2
 fi
 SKIFF=${SKIFF:-$(pwd)/target/release/skiff}
+# The peers come from Debian (the tests need runc, crun and podman; only the bench needs buildah).
+if ! command -v buildah >/dev/null && [ "$(id -u)" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah >/dev/null || echo "bench: buildah not installed" >&2
+fi
 peers=()
 for p in runc crun; do command -v "$p" >/dev/null && peers+=("$p"); done
 echo "== runtimes: skiff ${peers[*]} (N=${N:-200}, rounds=${ROUNDS:-5})"
