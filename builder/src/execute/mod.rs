@@ -619,21 +619,17 @@ impl<'a> Executor<'a> {
         if files.dest.ends_with('/') || files.dest == "." || files.dest.ends_with("/.") {
             dest.push('/');
         }
-        // The source rootfs of `--from`, mounted for the copy.
+        // The layers of `--from`'s rootfs; unpacked and mounted only when the
+        // copy really runs (a cached step reads none of them).
         let from_ref = from.clone();
-        let mut source_snapshot = None;
-        if let Some(from) = from {
-            let lowers = match from {
-                StageRef::Stage(i) => self.stage_layers(i, step)?,
-                StageRef::Image(name) => {
-                    let image = base::load_base(self.store, &self.opts.contexts, &name)?;
-                    self.extract_all(&image)?
-                }
-            };
-            let dirs = self.lower_dirs(&lowers)?;
-            let dir = self.new_dir("from");
-            source_snapshot = Some(Snapshot::mount(&dir, &dirs)?);
-        }
+        let from_lowers = match from {
+            Some(StageRef::Stage(i)) => Some(self.stage_layers(i, step)?),
+            Some(StageRef::Image(name)) => {
+                let image = base::load_base(self.store, &self.opts.contexts, &name)?;
+                Some(self.extract_all(&image)?)
+            }
+            None => None,
+        };
         let context = self.opts.context.clone();
         let ignore = self.ignore.clone();
         let chown = files.chown.clone();
@@ -673,6 +669,13 @@ impl<'a> Executor<'a> {
                         (_, None) => (u.uid, u.uid),
                     }
                 }
+            };
+            let source_snapshot = match &from_lowers {
+                Some(lowers) => {
+                    let dirs = self.lower_dirs(lowers)?;
+                    Some(Snapshot::mount(&self.new_dir("from"), &dirs)?)
+                }
+                None => None,
             };
             let (src_root, ignore) = match &source_snapshot {
                 Some(s) => (s.merged.as_path(), None),
