@@ -380,6 +380,17 @@ fn check_console(terminal: bool, detach: bool, has_socket: bool) -> Result<()> {
 /// --cap: added to the bounding, effective and permitted sets; to the ambient
 /// set only when the process has inheritable capabilities, as runc (since the
 /// fix for CVE-2022-29162) and libcontainer do.
+/// A capability section with every set absent (oci-spec's default fills them).
+pub fn no_capabilities() -> LinuxCapabilities {
+    let mut none = LinuxCapabilities::default();
+    none.set_bounding(None)
+        .set_effective(None)
+        .set_permitted(None)
+        .set_inheritable(None)
+        .set_ambient(None);
+    none
+}
+
 fn add_capabilities(
     caps: Option<LinuxCapabilities>,
     names: &[String],
@@ -390,15 +401,7 @@ fn add_capabilities(
             .map_err(|_| anyhow::anyhow!("--cap {name:?}: unknown capability"))?;
         add.push(cap);
     }
-    let mut caps = caps.unwrap_or_else(|| {
-        let mut none = LinuxCapabilities::default();
-        none.set_bounding(None)
-            .set_effective(None)
-            .set_permitted(None)
-            .set_inheritable(None)
-            .set_ambient(None);
-        none
-    });
+    let mut caps = caps.unwrap_or_else(no_capabilities);
     let grow = |set: &Option<_>| {
         let mut set: HashSet<Capability> = set.clone().unwrap_or_default();
         set.extend(add.iter().copied());

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use anyhow::{bail, Result};
-use libcontainer::oci_spec::runtime::{Capability, LinuxCapabilities, LinuxSeccomp, Process};
+use libcontainer::oci_spec::runtime::{Capability, LinuxSeccomp, Process};
 use libcontainer::workload::{
     Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
 };
@@ -31,15 +31,10 @@ pub fn prepare(process: &mut Process, seccomp: &LinuxSeccomp) -> Result<()> {
     if process.no_new_privileges() == Some(true) {
         return Ok(());
     }
-    let mut caps = process.capabilities().clone().unwrap_or_else(|| {
-        let mut none = LinuxCapabilities::default();
-        none.set_bounding(None)
-            .set_effective(None)
-            .set_permitted(None)
-            .set_inheritable(None)
-            .set_ambient(None);
-        none
-    });
+    let mut caps = process
+        .capabilities()
+        .clone()
+        .unwrap_or_else(super::no_capabilities);
     if caps
         .effective()
         .as_ref()
