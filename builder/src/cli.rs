@@ -85,6 +85,17 @@ pub struct Cli {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
 
+    /// Compression of new layers in the store and in OCI outputs. zstd is much faster;
+    /// gzip is for tools that cannot read zstd layers. Docker archives (--output
+    /// type=docker) always carry gzip layers, recompressed as needed.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Zstd)]
+    pub compression: CompressionArg,
+
+    /// Compression level: zstd -7 (fastest) to 22 (smallest), default 3 (0 also means
+    /// 3); gzip 0 (stored) to 9, default 6.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub compression_level: Option<i32>,
+
     /// Network for RUN steps: none (an empty namespace) or host. `default` means none.
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     pub network: NetworkArg,
@@ -110,6 +121,12 @@ pub enum ProgressArg {
     Auto,
     Tty,
     Plain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Zstd,
+    Gzip,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,10 +5,11 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use skiff_specs::archive::{export_docker_archive, export_oci_archive};
+use skiff_specs::archive::{export_docker_images, export_oci_archive};
 use skiff_specs::media_type::{OCI_CONFIG, OCI_MANIFEST};
-use skiff_specs::{Descriptor, ImageConfig, ImageManifest, Platform, RootFs, Store};
+use skiff_specs::{Descriptor, Digest, Image, ImageConfig, ImageManifest, Platform, RootFs, Store};
 
+use crate::compress::gzip_layer;
 use crate::error::{BuildError, Result};
 use crate::execute::{CopyJob, CopySource, Snapshot, StageState};
 use crate::options::Output;
@@ -80,13 +81,11 @@ pub fn write_output(
             finish(w, dest)
         }
         Output::Docker(dest) => {
+            let platform = Platform::host();
+            let image = gzip_image(store, &store.resolve(reference)?, &platform)?;
+            let name = Digest::parse(reference).is_err().then_some(reference);
             let file = File::create(dest).map_err(BuildError::io(dest))?;
-            let w = export_docker_archive(
-                store,
-                &[reference],
-                &Platform::host(),
-                BufWriter::new(file),
-            )?;
+            let w = export_docker_images(store, &[(name, image)], &platform, BufWriter::new(file))?;
             finish(w, dest)
         }
         Output::Local(dest) => {
@@ -108,6 +107,27 @@ pub fn write_output(
             .run("--output type=local")
         }
     }
+}
+
+/// The image `descriptor` with gzip layers only, for `docker load`: itself when all are
+/// gzip already, else a manifest (added to the store's blobs, unnamed) whose other layers
+/// are recompressed. The config, and so the image ID docker shows, stays the same.
+fn gzip_image(store: &Store, descriptor: &Descriptor, platform: &Platform) -> Result<Descriptor> {
+    let image = Image::load(store, descriptor, platform)?;
+    let layers = image
+        .manifest
+        .layers
+        .iter()
+        .map(|l| gzip_layer(store, l))
+        .collect::<Result<Vec<_>>>()?;
+    if layers == image.manifest.layers {
+        return Ok(image.descriptor);
+    }
+    let manifest = ImageManifest {
+        layers,
+        ..image.manifest
+    };
+    Ok(store.put_json(OCI_MANIFEST, &manifest)?)
 }
 
 fn finish(mut w: BufWriter<File>, dest: &Path) -> Result<()> {

@@ -8,12 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use skiff_builder::compress::LayerCompression;
 use skiff_builder::options::{
     check_platform, parse_build_args, parse_labels, parse_secrets, BuildOptions, NamedContext,
     NetworkMode, Output, ProgressMode,
 };
 
-use cli::{Cli, Command, NetworkArg, ProgressArg, PruneArgs};
+use cli::{Cli, Command, CompressionArg, NetworkArg, ProgressArg, PruneArgs};
 
 /// `skiff` beside our own binary, else the one on PATH.
 fn default_runtime() -> PathBuf {
@@ -52,6 +53,13 @@ fn options(cli: Cli) -> Result<BuildOptions> {
     if let Some(p) = &cli.platform {
         check_platform(p)?;
     }
+    let compression = LayerCompression::parse(
+        match cli.compression {
+            CompressionArg::Zstd => "zstd",
+            CompressionArg::Gzip => "gzip",
+        },
+        cli.compression_level,
+    )?;
     if !context.is_dir() {
         anyhow::bail!("build context {}: not a directory", context.display());
     }
@@ -73,6 +81,7 @@ fn options(cli: Cli) -> Result<BuildOptions> {
             NetworkArg::Host => NetworkMode::Host,
             NetworkArg::Default | NetworkArg::None => NetworkMode::None,
         },
+        compression,
     })
 }
 

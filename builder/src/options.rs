@@ -130,6 +130,9 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// --secret: id → file, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// How new layers are compressed in the store and OCI outputs (docker outputs are
+    /// always gzip).
+    pub compression: crate::compress::LayerCompression,
 }
 
 /// Parses `id=ID,src=PATH` (`source=` too; `type=file` allowed) of --secret.

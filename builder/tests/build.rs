@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use flate2::read::GzDecoder;
+use skiff_builder::compress::decoder;
 use skiff_integration::{bin, default_spec, make_rootfs};
-use skiff_specs::media_type::{OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST};
+use skiff_specs::media_type::{
+    Compression, OCI_CONFIG, OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD, OCI_MANIFEST,
+};
 use skiff_specs::{
     ContainerConfig, Image, ImageConfig, ImageManifest, Overrides, Platform, RootFs, Store,
 };
@@ -141,7 +143,9 @@ impl Fixture {
             .and_then(|i| layers.get(i))
             .context("no such layer")?;
         let store = self.store()?;
-        let mut archive = tar::Archive::new(GzDecoder::new(store.open_blob(desc)?));
+        let compression =
+            Compression::of_layer(&desc.media_type).context("not a layer media type")?;
+        let mut archive = tar::Archive::new(decoder(store.open_blob(desc)?, compression)?);
         let mut out = Vec::new();
         for e in archive.entries()? {
             let mut e = e?;
@@ -369,9 +373,19 @@ fn single_stage_copy_env_cmd() -> Result<()> {
         );
     }
     if Path::new("/usr/bin/umoci").exists() {
+        // umoci 0.4.7 reads no zstd layers: give it a gzip build of the same image.
+        let gzip_out = f.path("gzip.tar");
+        f.build(&[
+            "-t",
+            "test/app",
+            "--compression",
+            "gzip",
+            "--output",
+            &format!("type=oci,dest={}", gzip_out.display()),
+        ])?;
         let layout = f.path("layout");
         fs::create_dir_all(&layout)?;
-        tar::Archive::new(File::open(&out)?).unpack(&layout)?;
+        tar::Archive::new(File::open(&gzip_out)?).unpack(&layout)?;
         let bundle = f.path("umoci-bundle");
         let unpack = Command::new("umoci")
             .arg("unpack")
@@ -1224,5 +1238,121 @@ fn copy_from_a_cached_stage() -> Result<()> {
             .data,
         "changed\n"
     );
+    Ok(())
+}
+
+/// The first bytes of each layer of the `docker save` archive `path`, in manifest order.
+fn docker_layer_heads(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let mut files = std::collections::HashMap::new();
+    for e in tar::Archive::new(File::open(path)?).entries()? {
+        let mut e = e?;
+        let name = e.path()?.to_string_lossy().into_owned();
+        let mut head = Vec::new();
+        if name == "manifest.json" {
+            e.read_to_end(&mut head)?;
+        } else {
+            e.by_ref().take(4).read_to_end(&mut head)?;
+        }
+        files.insert(name, head);
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(files.get("manifest.json").context("manifest.json")?)?;
+    let layers = manifest[0]["Layers"].as_array().context("Layers")?;
+    layers
+        .iter()
+        .map(|l| {
+            let name = l.as_str().context("layer path")?;
+            files.get(name).cloned().context("layer file missing")
+        })
+        .collect()
+}
+
+#[test]
+fn layers_are_zstd_by_default_gzip_on_request_and_in_docker_archives() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         COPY big.txt /big.txt\n\
+         RUN echo ran >/ran.txt\n\
+         CMD [\"sh\", \"-c\", \"wc -c </big.txt; cat /ran.txt\"]\n",
+    )?;
+    f.write("big.txt", &"compressible ".repeat(10_000))?;
+    let docker = f.path("docker.tar");
+    let local = f.path("rootfs");
+    let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
+    f.build_env(
+        &[
+            "-t",
+            "test/zstd",
+            "--output",
+            &format!("type=docker,dest={}", docker.display()),
+            "--output",
+            &format!("type=local,dest={}", local.display()),
+        ],
+        &epoch,
+    )?;
+    let zstd = f.image("test/zstd")?;
+    let own: Vec<&str> = zstd.manifest.layers[1..]
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
+    assert_eq!(own, [OCI_LAYER_TAR_ZSTD; 2]);
+    let copied = f.layer(&zstd, 1)?;
+    assert_eq!(
+        find(&copied, "big.txt").context("big.txt")?.data.len(),
+        130_000
+    );
+    // The local output unpacks the zstd layers from the store; the image runs.
+    assert_eq!(f.run_image(&local, &zstd.config)?, "130000\nran\n");
+    // The docker archive has gzip layers although the store has zstd (and plain tar) ones.
+    let heads = docker_layer_heads(&docker)?;
+    assert_eq!(heads.len(), 3);
+    for head in heads {
+        assert_eq!(Compression::sniff(&head), Compression::Gzip, "{head:?}");
+    }
+
+    // gzip: the cached zstd results do not stand in; the diff_ids are the same.
+    f.build_env(
+        &[
+            "-t",
+            "test/gzip",
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "1",
+        ],
+        &epoch,
+    )?;
+    let gzip = f.image("test/gzip")?;
+    let own: Vec<&str> = gzip.manifest.layers[1..]
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
+    assert_eq!(own, [OCI_LAYER_TAR_GZIP; 2]);
+    assert_eq!(gzip.config.rootfs.diff_ids, zstd.config.rootfs.diff_ids);
+    assert_ne!(gzip.manifest.layers, zstd.manifest.layers);
+
+    // Levels are checked against the algorithm's range before anything runs.
+    for (args, message) in [
+        (
+            &["--compression-level", "23"][..],
+            "--compression-level: 23 is not a zstd level (use -7 to 22)",
+        ),
+        (
+            &["--compression", "gzip", "--compression-level", "10"][..],
+            "--compression-level: 10 is not a gzip level (use 0 to 9)",
+        ),
+        (&["--compression", "lz4"][..], "lz4"),
+    ] {
+        let out = f.command(args).output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(message),
+            "{args:?}: {stderr}"
+        );
+    }
+    f.build(&["--compression-level", "-7"])?;
+    f.build(&["--compression", "gzip", "--compression-level", "9"])?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 use crate::store::StoreError;
 
-pub use export::{export_docker_archive, export_oci_archive};
+pub use export::{export_docker_archive, export_docker_images, export_oci_archive};
 pub use import::{import_archive, import_layout_dir};
 
 /// Errors of exports and imports. `location` is `ARCHIVE:ENTRY` or a path.

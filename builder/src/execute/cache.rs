@@ -1,6 +1,7 @@
 //! The build cache: step key → the step's result (its layer blob and diff_id, or none for a
 //! step that changed no files). Entries are small JSON files under `<store>/../build-cache/
-//! entries`, written atomically; the layers themselves are blobs of the image store. An entry
+//! entries`, one per step key and layer compression (a gzip layer does not stand in for a
+//! zstd one), written atomically; the layers themselves are blobs of the image store. An entry
 //! is trusted only when its blob is still in the store, so a store that lost blobs (gc, a
 //! killed builder) only turns hits into misses.
 
@@ -8,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use skiff_specs::media_type::Compression;
 use skiff_specs::{Descriptor, Digest, Store};
 
 use super::stat_cache::write_atomic;
@@ -32,18 +34,26 @@ pub struct Cache {
     entries: PathBuf,
     /// --no-cache: lookups miss, results are still recorded.
     read: bool,
+    /// The compression of the layers this build writes; entries are kept per compression.
+    compression: Compression,
 }
 
 impl Cache {
-    pub fn new(store: &Path, read: bool) -> Cache {
+    pub fn new(store: &Path, read: bool, compression: Compression) -> Cache {
         Cache {
             entries: cache_root(store).join("entries"),
             read,
+            compression,
         }
     }
 
     fn path(&self, key: &Digest) -> PathBuf {
-        self.entries.join(format!("{}.json", key.hex()))
+        let suffix = match self.compression {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::None => "tar",
+        };
+        self.entries.join(format!("{}.{suffix}.json", key.hex()))
     }
 
     /// The entry for `key`, if there is a usable one.

@@ -1,5 +1,5 @@
-//! An overlay upper directory → a deterministic tar layer with OCI whiteouts, gzipped into
-//! the store. Entries are in byte order of their paths; ownership is numeric; xattrs
+//! An overlay upper directory → a deterministic tar layer with OCI whiteouts, compressed
+//! into the store. Entries are in byte order of their paths; ownership is numeric; xattrs
 //! (except overlayfs' own `trusted.overlay.*`) become PAX `SCHILY.xattr.` records;
 //! hardlinked files after the first become link entries.
 
@@ -9,12 +9,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use flate2::write::GzEncoder;
-use skiff_specs::media_type::OCI_LAYER_TAR_GZIP;
 use skiff_specs::{Algorithm, Descriptor, Digest, DigestWriter, Store};
 use tar::{EntryType, Header};
 
 use super::xattr::list_xattrs;
+use crate::compress::LayerCompression;
 use crate::error::{BuildError, Result};
 
 /// A layer written to the store.
@@ -129,26 +128,31 @@ fn hidden_below(lower: &Path, rel: &str) -> bool {
 
 /// Writes the layer for `upper` into `store`. `clamp_mtime` (SOURCE_DATE_EPOCH) caps every
 /// entry's mtime.
-pub fn write_layer(store: &Store, upper: &Path, clamp_mtime: Option<u64>) -> Result<LayerBlob> {
+pub fn write_layer(
+    store: &Store,
+    upper: &Path,
+    clamp_mtime: Option<u64>,
+    compression: LayerCompression,
+) -> Result<LayerBlob> {
+    let werr = |e: io::Error| BuildError::Io {
+        path: upper.to_owned(),
+        source: e,
+    };
     let blob = store.blob_writer(Algorithm::Sha256)?;
-    let gz = GzEncoder::new(blob, flate2::Compression::default());
-    let hashed = DigestWriter::new(gz, Algorithm::Sha256);
+    let packed = compression.encoder(blob).map_err(werr)?;
+    let hashed = DigestWriter::new(packed, Algorithm::Sha256);
     let mut builder = tar::Builder::new(hashed);
     let mut walker = Walker {
         clamp_mtime,
         links: HashMap::new(),
     };
     walker.dir(&mut builder, upper, "")?;
-    let werr = |e: io::Error| BuildError::Io {
-        path: upper.to_owned(),
-        source: e,
-    };
     let hashed = builder.into_inner().map_err(werr)?;
-    let (gz, diff_id, _) = hashed.finish();
-    let blob = gz.finish().map_err(werr)?;
+    let (packed, diff_id, _) = hashed.finish();
+    let blob = packed.finish().map_err(werr)?;
     let (digest, size) = blob.finish(None, None)?.commit()?;
     Ok(LayerBlob {
-        descriptor: Descriptor::new(OCI_LAYER_TAR_GZIP, digest, size),
+        descriptor: Descriptor::new(compression.media_type(), digest, size),
         diff_id,
     })
 }

@@ -153,7 +153,7 @@ impl<'a> Executor<'a> {
             dirs: AtomicUsize::new(0),
             created,
             clamp,
-            cache: cache::Cache::new(&opts.store, !opts.no_cache),
+            cache: cache::Cache::new(&opts.store, !opts.no_cache, opts.compression.kind()),
             stat: stat_cache::StatCache::load(stat_cache::file_for(
                 &cache_root(&opts.store).join("stat"),
                 &opts.context,
@@ -748,7 +748,7 @@ impl<'a> Executor<'a> {
             self.record(&state.key, cache::Entry { layer: None });
             return Ok(());
         }
-        let layer = diff::write_layer(self.store, &snap.upper, self.clamp)?;
+        let layer = diff::write_layer(self.store, &snap.upper, self.clamp, self.opts.compression)?;
         let entry = cache::Entry {
             layer: Some((layer.descriptor.clone(), layer.diff_id.clone())),
         };

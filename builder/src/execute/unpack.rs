@@ -6,11 +6,11 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::read::GzDecoder;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use skiff_specs::media_type::Compression;
 
 use super::xattr::set_xattr;
+use crate::compress::decoder;
 use crate::error::{BuildError, Result};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -18,18 +18,11 @@ const OPAQUE: &str = ".wh..wh..opq";
 
 /// Unpacks the layer `reader` (compressed per `media_type`) into `dest`.
 pub fn unpack_layer(reader: impl Read, media_type: &str, dest: &Path, what: &str) -> Result<()> {
-    let input: Box<dyn Read> = match Compression::of_layer(media_type) {
-        Some(Compression::Gzip) => Box::new(GzDecoder::new(reader)),
-        Some(Compression::None) => Box::new(reader),
-        other => {
-            return Err(BuildError::step(
-                what,
-                format!("layer compression {other:?} ({media_type}) is not supported yet"),
-            ))
-        }
-    };
+    let compression = Compression::of_layer(media_type)
+        .ok_or_else(|| BuildError::step(what, format!("{media_type} is not a layer media type")))?;
     fs::create_dir_all(dest).map_err(BuildError::io(dest))?;
     let bad = |e: io::Error| BuildError::step(what, format!("reading layer: {e}"));
+    let input = decoder(reader, compression).map_err(bad)?;
     let mut archive = tar::Archive::new(input);
     archive.set_preserve_ownerships(true);
     for entry in archive.entries().map_err(bad)? {

@@ -168,14 +168,30 @@ pub fn export_docker_archive<W: Write>(
     platform: &Platform,
     out: W,
 ) -> Result<W, ArchiveError> {
+    let mut images = Vec::new();
+    for reference in references {
+        images.push((as_name(reference), store.resolve(reference)?));
+    }
+    export_docker_images(store, &images, platform, out)
+}
+
+/// [`export_docker_archive`] of images given by descriptor (an index or a manifest in the
+/// store), each with the name to give it in the archive, if any. For images that are not
+/// (yet) named in the store as they should be in the archive, such as a variant of an
+/// image with recompressed layers.
+pub fn export_docker_images<W: Write>(
+    store: &Store,
+    named: &[(Option<&str>, Descriptor)],
+    platform: &Platform,
+    out: W,
+) -> Result<W, ArchiveError> {
     let mut entries = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut index = ImageIndex::default();
     let mut images = Vec::new();
-    for reference in references {
-        let descriptor = store.resolve(reference)?;
-        let image = Image::load(store, &descriptor, platform)?;
-        let name = as_name(reference);
+    for (name, descriptor) in named {
+        let name = *name;
+        let image = Image::load(store, descriptor, platform)?;
         let repo_tags: Vec<String> = name
             .filter(|n| !n.contains('@'))
             .map(|n| match tag_of(n) {

@@ -495,20 +495,31 @@ fn open_archive(store: &Store, path: &Path) -> Result<TarIndex, ArchiveError> {
     }
 }
 
-/// Checks a gzipped layer's uncompressed content against its diff id.
-fn check_gzip_diff_id(
+/// Checks a gzip or zstd layer's uncompressed content against its diff id.
+fn check_compressed_diff_id(
     archive: &TarIndex,
     member: &str,
     diff_id: &Digest,
+    zstd: bool,
 ) -> Result<(), ArchiveError> {
     let location = archive.location(member);
     let (reader, _) = TarIndex::open(archive, member)?;
-    let mut decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(reader));
-    let mut hasher = DigestWriter::new(io::sink(), diff_id.algorithm());
-    io::copy(&mut decoder, &mut hasher).map_err(|source| ArchiveError::Invalid {
+    let bad = |source: io::Error| ArchiveError::Invalid {
         location: location.clone(),
-        reason: format!("gzip layer does not decompress: {source}"),
-    })?;
+        reason: format!(
+            "{} layer does not decompress: {source}",
+            if zstd { "zstd" } else { "gzip" }
+        ),
+    };
+    let mut decoder: Box<dyn Read + '_> = if zstd {
+        Box::new(zstd::stream::read::Decoder::new(reader).map_err(bad)?)
+    } else {
+        Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
+            reader,
+        )))
+    };
+    let mut hasher = DigestWriter::new(io::sink(), diff_id.algorithm());
+    io::copy(&mut decoder, &mut hasher).map_err(bad)?;
     let (_, actual, _) = hasher.finish();
     if actual != *diff_id {
         return Err(ArchiveError::DigestMismatch {
@@ -686,9 +697,8 @@ fn import_docker(
                 .map_err(Staging::map_store_error(location.clone()))?;
             let digest = staged.digest().clone();
             check_member_digest(archive, member, &digest)?;
-            // An uncompressed layer is its own diff; a gzipped one is
-            // decompressed to check. zstd layers (rare in Docker archives)
-            // are checked by whoever unpacks them.
+            // An uncompressed layer is its own diff; a compressed one is
+            // decompressed to check.
             match compression {
                 Compression::None if digest != *diff_id => {
                     return Err(ArchiveError::DigestMismatch {
@@ -697,8 +707,9 @@ fn import_docker(
                         actual: digest,
                     })
                 }
-                Compression::Gzip => check_gzip_diff_id(archive, member, diff_id)?,
-                _ => {}
+                Compression::Gzip => check_compressed_diff_id(archive, member, diff_id, false)?,
+                Compression::Zstd => check_compressed_diff_id(archive, member, diff_id, true)?,
+                Compression::None => {}
             }
             layers.push(Descriptor::new(
                 compression.oci_layer_media_type(),
