@@ -19,6 +19,15 @@ use super::resolve::resolve_in;
 use crate::error::{BuildError, Result};
 use crate::frontend::DockerIgnore;
 
+/// An entry below a copied directory, as `CopyJob::children` finds it.
+struct Child {
+    name: std::ffi::OsString,
+    /// Path relative to the source root.
+    rel: String,
+    src: PathBuf,
+    meta: fs::Metadata,
+}
+
 /// One source of a COPY/ADD.
 #[derive(Debug, Clone)]
 pub enum CopySource {
@@ -230,11 +239,28 @@ impl CopyJob<'_> {
         dst: &Path,
         dst_rel: &str,
     ) -> Result<()> {
+        for child in self.children(src, top, rel)? {
+            let child_dst_rel = format!("{dst_rel}/{}", child.name.to_string_lossy());
+            // Re-resolve in the rootfs: an existing symlink there must not lead out.
+            let child_dst = resolve_in(self.dest_root, &child_dst_rel, child.meta.is_dir())
+                .map_err(BuildError::io(dst.join(&child.name)))?;
+            self.copy_entry(&child.src, &child_dst, &child.meta)?;
+            if child.meta.is_dir() {
+                self.copy_children(&child.src, top, &child.rel, &child_dst, &child_dst_rel)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries below `src` (at `rel` under the source root) that the copy takes, in
+    /// name order: one walk for both the copy and its cache inputs, so the two always agree.
+    fn children(&self, src: &Path, top: &str, rel: &str) -> Result<Vec<Child>> {
         let mut names: Vec<_> = fs::read_dir(src)
             .map_err(BuildError::io(src))?
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect();
         names.sort();
+        let mut out = Vec::with_capacity(names.len());
         for name in names {
             let child_rel = if rel.is_empty() {
                 name.to_string_lossy().into_owned()
@@ -246,16 +272,14 @@ impl CopyJob<'_> {
             if self.skip_child(&child_rel, top, meta.is_dir()) {
                 continue;
             }
-            let child_dst_rel = format!("{dst_rel}/{}", name.to_string_lossy());
-            // Re-resolve in the rootfs: an existing symlink there must not lead out.
-            let child_dst = resolve_in(self.dest_root, &child_dst_rel, meta.is_dir())
-                .map_err(BuildError::io(dst.join(&name)))?;
-            self.copy_entry(&child_src, &child_dst, &meta)?;
-            if meta.is_dir() {
-                self.copy_children(&child_src, top, &child_rel, &child_dst, &child_dst_rel)?;
-            }
+            out.push(Child {
+                name,
+                rel: child_rel,
+                src: child_src,
+                meta,
+            });
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Whether .dockerignore or --exclude drop the entry `rel` below the copied directory
@@ -292,25 +316,10 @@ impl CopyJob<'_> {
         rel: &str,
         out: &mut Vec<(String, PathBuf)>,
     ) -> Result<()> {
-        let mut names: Vec<_> = fs::read_dir(src)
-            .map_err(BuildError::io(src))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort();
-        for name in names {
-            let child_rel = if rel.is_empty() {
-                name.to_string_lossy().into_owned()
-            } else {
-                format!("{rel}/{}", name.to_string_lossy())
-            };
-            let child_src = src.join(&name);
-            let meta = fs::symlink_metadata(&child_src).map_err(BuildError::io(&child_src))?;
-            if self.skip_child(&child_rel, top, meta.is_dir()) {
-                continue;
-            }
-            out.push((child_rel.clone(), child_src.clone()));
-            if meta.is_dir() {
-                self.child_inputs(&child_src, top, &child_rel, out)?;
+        for child in self.children(src, top, rel)? {
+            out.push((child.rel.clone(), child.src.clone()));
+            if child.meta.is_dir() {
+                self.child_inputs(&child.src, top, &child.rel, out)?;
             }
         }
         Ok(())
