@@ -39,41 +39,24 @@ pub(crate) fn split_words(s: &str, base: usize, escape: char) -> Vec<(String, us
             continue;
         }
         start.get_or_insert(i);
+        // Inside single quotes the escape character is ordinary.
+        let escapes = quote != Some('\'');
         match quote {
-            None => {
-                if c == '\'' || c == '"' {
-                    quote = Some(c);
+            None if c == '\'' || c == '"' => quote = Some(c),
+            Some(q) if c == q => quote = None,
+            _ => {}
+        }
+        if c == escape && escapes {
+            match it.next() {
+                None => continue,
+                Some((_, n)) => {
+                    word.push(c);
+                    word.push(n);
+                    continue;
                 }
-                if c == escape {
-                    match it.next() {
-                        None => continue,
-                        Some((_, n)) => {
-                            word.push(c);
-                            word.push(n);
-                            continue;
-                        }
-                    }
-                }
-                word.push(c);
-            }
-            Some(q) => {
-                if c == q {
-                    quote = None;
-                }
-                // Inside single quotes the escape character is ordinary.
-                if c == escape && q != '\'' {
-                    match it.next() {
-                        None => continue,
-                        Some((_, n)) => {
-                            word.push(c);
-                            word.push(n);
-                            continue;
-                        }
-                    }
-                }
-                word.push(c);
             }
         }
+        word.push(c);
     }
     if let Some(st) = start {
         out.push((word, base + st));
