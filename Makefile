@@ -20,9 +20,9 @@ deps:
 build:
 	$(subst --release,build --release,$(RELEASE)) --workspace
 
-# The README's first command: install, build, make a busybox bundle and run it.
+# The README's first command: install, build, build the example app image and run it.
 demo: deps build
-	SKIFF=$(CURDIR)/$(RELEASE_DIR)/skiff bash scripts/demo.sh
+	BIN_DIR=$(CURDIR)/$(RELEASE_DIR) bash scripts/demo.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -107,6 +107,71 @@ pub enum Command {
     /// then the layer blobs no image in the store references, and report what was freed.
     /// The blob sweep waits for running builds to finish.
     Prune(PruneArgs),
+    /// Work with images in the store.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Make an OCI runtime bundle from an image: BUNDLE/rootfs (the image's layers applied
+    /// in order) and BUNDLE/config.json (the image's entrypoint, cmd, env, user and workdir,
+    /// with Docker's default security profile: its capabilities, masked /proc paths and a
+    /// seccomp filter). Run it with `skiff run --bundle BUNDLE ID`.
+    Unpack(UnpackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The image: NAME[:TAG] (`name` means `name:latest`) or a manifest digest.
+    pub image: String,
+
+    /// The bundle directory to create (it must not exist, or be empty).
+    pub bundle: PathBuf,
+
+    /// The command and its arguments, replacing the image's CMD.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+
+    /// The image store.
+    #[arg(long, value_name = "DIR", default_value = skiff_specs::store::DEFAULT_STORE_ROOT)]
+    pub store: PathBuf,
+
+    /// Set an environment variable over the image's (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Run as this user (NAME|UID[:GROUP|GID]) instead of the image's USER.
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// The working directory instead of the image's WORKDIR.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Replace the image's ENTRYPOINT (an empty string removes it).
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
+
+    /// The container's hostname.
+    #[arg(long, default_value = "skiff")]
+    pub hostname: String,
+
+    /// Share the host's network namespace instead of a new, empty one.
+    #[arg(long)]
+    pub host_network: bool,
+
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Give the process a terminal (for `skiff run` from a terminal).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Leave out the default seccomp filter.
+    #[arg(long)]
+    pub no_seccomp: bool,
 }
 
 #[derive(Debug, Args)]

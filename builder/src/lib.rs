@@ -2,6 +2,7 @@
 //! the build plan, the executor (overlay snapshots, RUN through an OCI runtime, COPY/ADD,
 //! layer diffs) and the export of the result to the store and output files.
 
+pub mod bundle;
 pub mod compress;
 pub mod error;
 pub mod execute;

@@ -14,7 +14,9 @@ use skiff_builder::options::{
     NetworkMode, Output, ProgressMode,
 };
 
-use cli::{Cli, Command, CompressionArg, NetworkArg, ProgressArg, PruneArgs};
+use cli::{
+    Cli, Command, CompressionArg, ImageCommand, NetworkArg, ProgressArg, PruneArgs, UnpackArgs,
+};
 
 /// `skiff` beside our own binary, else the one on PATH.
 fn default_runtime() -> PathBuf {
@@ -95,10 +97,55 @@ fn prune(args: &PruneArgs) -> Result<()> {
     Ok(())
 }
 
+fn unpack(args: &UnpackArgs) -> Result<()> {
+    use skiff_specs::runtime_spec::{Network, SpecOptions};
+    let overrides = skiff_specs::Overrides {
+        entrypoint: args.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            }
+        }),
+        cmd: (!args.command.is_empty()).then(|| args.command.clone()),
+        env: args.env.clone(),
+        user: args.user.clone(),
+        working_dir: args.workdir.clone(),
+    };
+    let runtime = default_runtime();
+    let request = skiff_builder::bundle::BundleRequest {
+        store: &args.store,
+        reference: &args.image,
+        dir: &args.bundle,
+        overrides,
+        spec: SpecOptions {
+            hostname: &args.hostname,
+            network: if args.host_network {
+                Network::Host
+            } else {
+                Network::Isolated
+            },
+            readonly_rootfs: args.read_only,
+            terminal: args.tty,
+            seccomp: !args.no_seccomp,
+        },
+        runtime: &runtime,
+    };
+    let config = skiff_builder::bundle::unpack_bundle(&request)
+        .with_context(|| format!("unpacking {} into {}", args.image, args.bundle.display()))?;
+    eprintln!("bundle ready: {}", config.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    if let Some(Command::Prune(args)) = cli.command.take() {
-        return match prune(&args) {
+    let subcommand = match cli.command.take() {
+        Some(Command::Prune(args)) => Some(prune(&args)),
+        Some(Command::Image(ImageCommand::Unpack(args))) => Some(unpack(&args)),
+        None => None,
+    };
+    if let Some(result) = subcommand {
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("skiff-build: {e:#}");

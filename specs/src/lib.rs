@@ -13,6 +13,8 @@ pub mod manifest;
 pub mod media_type;
 pub mod rootfs;
 pub mod runtime_config;
+pub mod runtime_spec;
+pub mod security;
 pub mod store;
 pub mod user;
 

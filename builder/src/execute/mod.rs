@@ -40,6 +40,7 @@ pub use cache::cache_root;
 pub use copy::{CopyJob, CopySource};
 pub use resolve::resolve_in;
 pub use snapshot::Snapshot;
+pub use unpack::unpack_layer;
 
 /// The shell for shell-form commands when no SHELL instruction set one.
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];

@@ -9,6 +9,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use skiff_specs::runtime_config::DEFAULT_PATH;
+use skiff_specs::security::{
+    default_mounts, DEFAULT_CAPABILITIES as CAPS, MASKED_PATHS, READONLY_PATHS,
+};
 use skiff_specs::user::resolve_user;
 
 use crate::error::{BuildError, Result};
@@ -30,24 +33,6 @@ pub struct RunJob {
     /// Runtime-spec mounts from `RUN --mount`.
     pub mounts: Vec<Value>,
 }
-
-/// Docker's default capability set for build containers.
-const CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 impl RunJob {
     /// Runs in `rootfs` with `runtime`; `dir` holds the bundle and the runtime's state.
@@ -114,9 +99,8 @@ impl RunJob {
             "mounts": mounts,
             "linux": {
                 "namespaces": namespaces,
-                "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
-                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
-                                  "/proc/sysrq-trigger"]
+                "maskedPaths": MASKED_PATHS,
+                "readonlyPaths": READONLY_PATHS
             }
         });
         let config = bundle.join("config.json");
@@ -179,20 +163,4 @@ fn max_open_files() -> u64 {
 fn set_mode(path: &PathBuf, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(BuildError::io(path))
-}
-
-fn default_mounts() -> Vec<Value> {
-    vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-               "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-               "options": ["nosuid", "noexec", "nodev", "ro"]}),
-    ]
 }
