@@ -1,7 +1,8 @@
 #!/bin/bash
 # make bench: skiff side by side with runc and crun, in one run, using the peer
 # scripts in ../shared/bench (present on the project's machines, not in the repo).
-# Env: N (containers per runtime, default 200), ROUNDS (default 5).
+# Env: N (containers per runtime, default 200), ROUNDS (default 5), SHIM_N (ctr runs per
+# shim, default 50); SKIP_BUILDERS=1 / SKIP_SHIMS=1 leave a part out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED_BENCH:-$(cd .. && pwd)/shared/bench}
@@ -28,4 +29,14 @@ if [ -x "$SHARED/builder-bench.sh" ] && [ "${SKIP_BUILDERS:-0}" != 1 ]; then
   # shellcheck disable=SC2086
   SKIFF_BIN_DIR=$(dirname "$SKIFF") "$SHARED/builder-bench.sh" -r "${BUILD_ROUNDS:-3}" "$tools" \
     ${BUILD_FIXTURES:-app multistage bigfile}
+fi
+
+# Shims under containerd 1.6: ours (with skiff beside it) and the stock Go runc shim with runc.
+if [ -x "$SHARED/containerd-bench.sh" ] && command -v containerd >/dev/null && [ "${SKIP_SHIMS:-0}" != 1 ]; then
+  echo "== shims: io.containerd.skiff.v2 and io.containerd.runc.v2+runc (N=${SHIM_N:-50})"
+  # containerd finds containerd-shim-skiff-v2 on its PATH; the shim finds skiff beside itself.
+  PATH="$(dirname "$SKIFF"):$PATH" SHIM=io.containerd.skiff.v2 LABEL=skiff-shim+skiff \
+    "$SHARED/containerd-bench.sh" "${SHIM_N:-50}"
+  command -v runc >/dev/null && SHIM=io.containerd.runc.v2 LABEL=runc-shim+runc \
+    "$SHARED/containerd-bench.sh" "${SHIM_N:-50}"
 fi
