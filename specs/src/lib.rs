@@ -16,6 +16,8 @@ pub mod runtime_config;
 pub mod runtime_spec;
 pub mod security;
 pub mod store;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod user;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};

@@ -35,6 +35,9 @@ pub enum CopySource {
     Path(String),
     /// A heredoc: a file named `name` with this content.
     Inline { name: String, content: String },
+    /// A downloaded file (ADD <url>) at `path` on the host, copied as `name` with its mode
+    /// and mtime.
+    Fetched { name: String, path: PathBuf },
 }
 
 /// A COPY/ADD with everything expanded and resolved.
@@ -69,13 +72,15 @@ impl CopyJob<'_> {
     pub fn run(&self, step: &str) -> Result<()> {
         let mut expanded: Vec<(String, PathBuf)> = Vec::new();
         let mut inline = Vec::new();
+        let mut fetched = Vec::new();
         for src in &self.sources {
             match src {
                 CopySource::Inline { name, content } => inline.push((name, content)),
+                CopySource::Fetched { name, path } => fetched.push((name, path)),
                 CopySource::Path(p) => expanded.extend(self.expand(p, step)?),
             }
         }
-        let many = expanded.len() + inline.len() > 1
+        let many = expanded.len() + inline.len() + fetched.len() > 1
             || self
                 .sources
                 .iter()
@@ -99,6 +104,16 @@ impl CopyJob<'_> {
             remove_non_dir(&host)?;
             fs::write(&host, content).map_err(BuildError::io(&host))?;
             self.finish_entry(&host, 0o644, (0, 0))?;
+        }
+        for (name, path) in fetched {
+            let target = if dest_is_dir {
+                format!("{}/{name}", self.dest.trim_end_matches('/'))
+            } else {
+                self.dest.clone()
+            };
+            let dst = self.prepare_target(&target, step)?;
+            let meta = fs::symlink_metadata(path).map_err(BuildError::io(path))?;
+            self.copy_entry(path, &dst, &meta)?;
         }
         for (rel, host) in expanded {
             let meta = fs::symlink_metadata(&host).map_err(BuildError::io(&host))?;

@@ -11,6 +11,7 @@ mod cache;
 mod config;
 mod copy;
 mod diff;
+mod fetch;
 mod mounts;
 mod resolve;
 mod run;
@@ -584,14 +585,16 @@ impl<'a> Executor<'a> {
         // --link: the files go into an empty snapshot, so the layer does not depend on the
         // ones below it (user names in --chown then need the numeric form).
         let isolated = files.link;
+        let checksum = match expanded {
+            Instruction::Add(a) => a.checksum.as_deref(),
+            _ => None,
+        };
+        let mut remotes =
+            fetch::Remotes::new(step, checksum, &files.sources, self.new_dir("fetch"))?;
         let mut sources = Vec::new();
         for s in &files.sources {
             sources.push(match s {
-                Source::Path(p)
-                    if add && (p.starts_with("http://") || p.starts_with("https://")) =>
-                {
-                    return Err(BuildError::step(step, "ADD of a URL is not supported yet"))
-                }
+                Source::Path(p) if add && fetch::is_url(p) => remotes.add(p)?,
                 Source::Path(p) => CopySource::Path(p.clone()),
                 Source::Heredoc(h) => CopySource::Inline {
                     name: h.name.clone(),
@@ -654,11 +657,12 @@ impl<'a> Executor<'a> {
                     extract_archives: add,
                     parents,
                 };
-                self.context_digest(&job.inputs(step)?)?
+                self.context_digest(&job.inputs(step)?)? + &remotes.key_inputs()?
             }
         };
         state.key = key_of(&[&state.key.to_string(), &reads]);
         self.fs_step_on(state, inst, isolated, |_, root| {
+            remotes.fetch_missing()?;
             let owner = match &chown {
                 None => (0, 0),
                 Some(spec) => {
