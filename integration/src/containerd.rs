@@ -29,11 +29,19 @@ pub struct Containerd {
     pub namespace: String,
     daemon: Option<Child>,
     calls: PathBuf,
+    /// The private bin dir is first on containerd's PATH (to find a shim there).
+    bin_on_path: bool,
 }
 
 impl Containerd {
     /// Starts containerd and waits until it answers.
     pub fn start() -> Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// Like `start`; with `bin_on_path` containerd's PATH begins with the
+    /// private bin dir (`bin_dir`), where a test can put a shim binary.
+    pub fn start_with(bin_on_path: bool) -> Result<Self> {
         let tmp = tempfile::Builder::new().prefix("skiff-ctd-").tempdir()?;
         let dir = tmp.path().to_path_buf();
         let tag = dir.file_name().unwrap_or_default().to_string_lossy();
@@ -70,24 +78,58 @@ disabled_plugins = [
             sock = socket.display()
         );
         fs::write(dir.join("config.toml"), config)?;
-        let log = fs::File::create(dir.join("containerd.log"))?;
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("cannot start containerd (apt-get install containerd)")?;
         let mut c = Self {
             tmp,
             socket,
             namespace,
-            daemon: Some(daemon),
+            daemon: None,
             calls,
+            bin_on_path,
         };
+        c.daemon = Some(c.spawn_daemon()?);
         c.wait_ready()?;
         Ok(c)
+    }
+
+    fn spawn_daemon(&self) -> Result<Child> {
+        let dir = self.tmp.path();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("containerd.log"))?;
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if self.bin_on_path {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", self.bin_dir().display()));
+        }
+        cmd.spawn()
+            .context("cannot start containerd (apt-get install containerd)")
+    }
+
+    /// The private bin dir (the skiff wrapper lives here).
+    pub fn bin_dir(&self) -> PathBuf {
+        self.tmp.path().join("bin")
+    }
+
+    /// Stops containerd (SIGTERM; shims keep running) and starts it again.
+    pub fn restart(&mut self) -> Result<()> {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = kill(Pid::from_raw(d.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(d.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        let _ = fs::remove_file(&self.socket);
+        self.daemon = Some(self.spawn_daemon()?);
+        self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> Result<()> {
@@ -235,7 +277,7 @@ disabled_plugins = [
     }
 
     /// Pids of the shims this containerd started: they outlive it by design.
-    fn shims(&self) -> Vec<i32> {
+    pub fn shims(&self) -> Vec<i32> {
         let sock = self.socket.to_string_lossy().into_owned();
         let Ok(procs) = fs::read_dir("/proc") else {
             return Vec::new();

@@ -583,6 +583,7 @@ pub mod client;
 pub mod containerd;
 pub mod image;
 pub mod podman;
+pub mod shim;
 
 // ---------------------------------------------------------------------------
 // Helpers the tests of single commands share: commands that leave a process

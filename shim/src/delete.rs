@@ -1,0 +1,51 @@
+//! `delete`: containerd's cleanup when a shim is gone. Force-deletes the
+//! container with the runtime, unmounts its rootfs, and prints the exit
+//! (killed, 137) as a protobuf DeleteResponse.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use containerd_shim_protos::api::DeleteResponse;
+use containerd_shim_protos::protobuf::Message;
+use tracing::warn;
+
+use crate::events::timestamp;
+use crate::flags::Flags;
+use crate::mount;
+use crate::options::Options;
+use crate::runtime::Runtime;
+
+pub fn run(flags: &Flags) -> Result<()> {
+    let bundle = match &flags.bundle {
+        Some(b) => PathBuf::from(b),
+        None => std::env::current_dir().context("no bundle directory")?,
+    };
+    let opts = Options::load(&bundle)?;
+    let rt = Runtime {
+        binary: opts.binary(),
+        root: opts.root(&flags.namespace),
+        systemd_cgroup: opts.systemd_cgroup,
+        log: None,
+    };
+    match rt.delete(&flags.id, true).output() {
+        Ok(out) if !out.status.success() => warn!(
+            "{} delete --force {}: {}",
+            rt.binary.display(),
+            flags.id,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("cannot run {}: {e}", rt.binary.display()),
+    }
+    mount::unmount_all(&bundle.join("rootfs"));
+    let resp = DeleteResponse {
+        exit_status: 128 + nix::sys::signal::Signal::SIGKILL as u32,
+        exited_at: Some(timestamp(SystemTime::now())).into(),
+        ..Default::default()
+    };
+    let bytes = resp.write_to_bytes()?;
+    std::io::stdout().write_all(&bytes)?;
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! A process's stdio. The shim owns the pipes between the container and
+//! containerd's FIFOs (or log file, or logging binary), so container IO
+//! survives a containerd restart. FIFOs are opened read-write and
+//! non-blocking: opening never waits for containerd's end.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::pipe2;
+
+use crate::reaper::Reaper;
+
+/// Copy threads need little stack: their buffer is on the heap.
+const COPIER_STACK: usize = 64 * 1024;
+const BUF: usize = 32 * 1024;
+
+/// The stdio containerd asked for: FIFO paths, `file://` or `binary://` URIs.
+#[derive(Debug, Clone, Default)]
+pub struct Paths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// What the runtime command (and so the container process) gets as stdio.
+pub struct ChildStdio {
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+}
+
+/// The shim's side of a process's IO.
+#[derive(Default)]
+pub struct Io {
+    /// Where stdin data goes: the container's stdin pipe or the pty master.
+    stdin_target: Arc<Mutex<Option<File>>>,
+    /// Writing here stops the stdin copier.
+    stdin_cancel: Mutex<Option<OwnedFd>>,
+    /// The pty master, for resizing.
+    console: Mutex<Option<File>>,
+    /// Output copiers still running.
+    running: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Io {
+    /// Sets up pipes and copiers for a process without a terminal; with a
+    /// terminal the runtime's stdio is /dev/null and `attach_console` follows.
+    pub fn prepare(
+        paths: &Paths,
+        id: &str,
+        namespace: &str,
+        reaper: &Reaper,
+    ) -> Result<(ChildStdio, Io)> {
+        let io = Io::default();
+        if paths.terminal {
+            let child = ChildStdio {
+                stdin: Stdio::null(),
+                stdout: Stdio::null(),
+                stderr: Stdio::null(),
+            };
+            return Ok((child, io));
+        }
+        let stdin = if paths.stdin.is_empty() {
+            Stdio::null()
+        } else {
+            let (r, w) = pipe()?;
+            *lock(&io.stdin_target) = Some(w);
+            io.start_stdin(&paths.stdin)?;
+            Stdio::from(r)
+        };
+        let (stdout, stderr) = if let Some(bin) = paths.stdout.strip_prefix("binary://") {
+            let (or, ow) = pipe()?;
+            let (er, ew) = pipe()?;
+            start_logger(bin, or, er, id, namespace, reaper)?;
+            (Stdio::from(ow), Stdio::from(ew))
+        } else {
+            (io.output(&paths.stdout)?, io.output(&paths.stderr)?)
+        };
+        Ok((
+            ChildStdio {
+                stdin,
+                stdout,
+                stderr,
+            },
+            io,
+        ))
+    }
+
+    /// A pipe whose read end is copied to `target`; /dev/null without target.
+    fn output(&self, target: &str) -> Result<Stdio> {
+        if target.is_empty() {
+            return Ok(Stdio::null());
+        }
+        let out = open_output(target)?;
+        let (r, w) = pipe()?;
+        self.copy_out(r, out)?;
+        Ok(Stdio::from(w))
+    }
+
+    /// Relays the pty master the runtime sent: stdin FIFO to it, it to stdout.
+    pub fn attach_console(&self, master: File, paths: &Paths) -> Result<()> {
+        if !paths.stdout.is_empty() {
+            let out = open_output(&paths.stdout)?;
+            self.copy_out(master.try_clone()?, out)?;
+        }
+        if !paths.stdin.is_empty() {
+            *lock(&self.stdin_target) = Some(master.try_clone()?);
+            self.start_stdin(&paths.stdin)?;
+        }
+        *lock(&self.console) = Some(master);
+        Ok(())
+    }
+
+    pub fn resize(&self, width: u32, height: u32) -> Result<()> {
+        let console = lock(&self.console);
+        let Some(master) = console.as_ref() else {
+            bail!("the process has no terminal");
+        };
+        let size = nix::pty::Winsize {
+            ws_row: u16::try_from(height).unwrap_or(u16::MAX),
+            ws_col: u16::try_from(width).unwrap_or(u16::MAX),
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one Winsize from the pointer, which is valid for the call.
+        let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("cannot resize the terminal");
+        }
+        Ok(())
+    }
+
+    /// Closes the container's stdin (CloseIO) and stops the stdin copier.
+    pub fn close_stdin(&self) {
+        let console = lock(&self.console).is_some();
+        if !console {
+            lock(&self.stdin_target).take();
+        }
+        if let Some(cancel) = lock(&self.stdin_cancel).take() {
+            let _ = nix::unistd::write(&cancel, b"x");
+        }
+    }
+
+    /// Waits up to `limit` for the output copiers to drain, then drops the
+    /// shim's ends (the process is gone).
+    pub fn finish(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let (count, cond) = &*self.running;
+        let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            n = cond
+                .wait_timeout(n, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(n);
+        lock(&self.stdin_target).take();
+        if let Some(cancel) = lock(&self.stdin_cancel).take() {
+            let _ = nix::unistd::write(&cancel, b"x");
+        }
+        lock(&self.console).take();
+    }
+
+    fn start_stdin(&self, path: &str) -> Result<()> {
+        let fifo = open_fifo(Path::new(path))?;
+        let (cancel_r, cancel_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        *lock(&self.stdin_cancel) = Some(cancel_w);
+        let target = self.stdin_target.clone();
+        thread::Builder::new()
+            .name("stdin".into())
+            .stack_size(COPIER_STACK)
+            .spawn(move || copy_stdin(fifo, cancel_r, target))
+            .context("cannot start the stdin copier")?;
+        Ok(())
+    }
+
+    fn copy_out(&self, mut from: File, mut to: File) -> Result<()> {
+        let running = self.running.clone();
+        *running.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let spawned = thread::Builder::new()
+            .name("stdout".into())
+            .stack_size(COPIER_STACK)
+            .spawn(move || {
+                let mut buf = vec![0u8; BUF];
+                loop {
+                    match from.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        // EIO: the pty's last slave holder is gone.
+                        Err(_) => break,
+                    }
+                }
+                drop(to);
+                let (count, cond) = &*running;
+                *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                cond.notify_all();
+            });
+        if let Err(e) = spawned {
+            *self.running.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+            return Err(e).context("cannot start an output copier");
+        }
+        Ok(())
+    }
+}
+
+fn copy_stdin(fifo: File, cancel: OwnedFd, target: Arc<Mutex<Option<File>>>) {
+    let mut buf = vec![0u8; BUF];
+    let mut fifo = fifo;
+    loop {
+        let mut fds = [
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(cancel.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            return;
+        }
+        match fifo.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                let mut t = lock(&target);
+                let Some(out) = t.as_mut() else { return };
+                if out.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn pipe() -> Result<(File, File)> {
+    let (r, w) = pipe2(OFlag::O_CLOEXEC).context("cannot make a pipe")?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// Opens a FIFO without waiting for its other end (read-write never blocks).
+fn open_fifo(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// An output target: `file://PATH` (appended) or a FIFO path.
+fn open_output(target: &str) -> Result<File> {
+    if let Some(path) = target.strip_prefix("file://") {
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        return OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open log file {}", path.display()));
+    }
+    let f = open_fifo(Path::new(target))?;
+    // Writes block when containerd reads slowly instead of failing.
+    let flags = OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
+    Ok(f)
+}
+
+/// Starts a `binary://PATH?k=v` logging program the way containerd does:
+/// stdout pipe on fd 3, stderr pipe on fd 4, fd 5 closed (or written) when ready.
+fn start_logger(
+    uri: &str,
+    out: File,
+    err: File,
+    id: &str,
+    namespace: &str,
+    reaper: &Reaper,
+) -> Result<()> {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let mut cmd = Command::new(path);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        cmd.arg(k);
+        if !v.is_empty() {
+            cmd.arg(v);
+        }
+    }
+    let (ready_r, ready_w) = pipe()?;
+    let fds = [out.as_raw_fd(), err.as_raw_fd(), ready_w.as_raw_fd()];
+    cmd.env("CONTAINER_ID", id)
+        .env("CONTAINER_NAMESPACE", namespace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure only calls dup2 (async-signal-safe) on fds that stay
+    // open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in fds.iter().enumerate() {
+                let target = 3 + i as i32;
+                if libc::dup2(*fd, target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    reaper
+        .spawn(&mut cmd)
+        .with_context(|| format!("cannot start logging binary {path}"))?;
+    drop(ready_w);
+    drop((out, err));
+    // Wait (bounded) until the logger is ready: it closes or writes fd 5.
+    let mut ready_r = ready_r;
+    let mut fds = [PollFd::new(ready_r.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(10_000u16)) {
+        Ok(0) => bail!("logging binary {path} did not get ready within 10 s"),
+        Ok(_) => {
+            let _ = ready_r.read(&mut [0u8; 1]);
+            Ok(())
+        }
+        Err(e) => Err(e).context("waiting for the logging binary"),
+    }
+}

@@ -1,0 +1,811 @@
+//! The Task service: containerd's RPCs on the containers of this shim. The
+//! same handlers serve `containerd.task.v2.Task` and `containerd.task.v3.Task`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use containerd_shim_protos::api::*;
+use containerd_shim_protos::events::task::*;
+use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
+use containerd_shim_protos::protobuf::{EnumOrUnknown, MessageField};
+use containerd_shim_protos::shim::oci::ProcessDetails;
+use containerd_shim_protos::topics::*;
+use containerd_shim_protos::types::task::{ProcessInfo, Status as TaskStatus};
+use containerd_shim_protos::Task;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tracing::{debug, warn};
+use ttrpc::{Code, TtrpcContext};
+
+use crate::console::ConsoleSocket;
+use crate::container::Container;
+use crate::events::{timestamp, to_any, Publisher};
+use crate::io::{Io, Paths};
+use crate::options::Options;
+use crate::process::{ExitInfo, Process, Status};
+use crate::reaper::{Exit, Reaper};
+use crate::runtime::{CreateOpts, ExecOpts, Runtime};
+use crate::{mount, oom};
+
+/// How long Delete waits for a process's output to drain.
+const DRAIN: Duration = Duration::from_secs(2);
+
+type RpcResult<T> = ttrpc::Result<T>;
+
+fn rpc_err(code: Code, msg: impl ToString) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg))
+}
+
+fn internal(e: anyhow::Error) -> ttrpc::Error {
+    rpc_err(Code::UNKNOWN, format!("{e:#}"))
+}
+
+pub struct Service {
+    namespace: String,
+    reaper: Arc<Reaper>,
+    events: Arc<Publisher>,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Asks the server to exit (Shutdown with no containers left).
+    shutdown: Box<dyn Fn() + Send + Sync>,
+    next_file: AtomicU64,
+}
+
+impl Service {
+    pub fn new(
+        namespace: String,
+        reaper: Arc<Reaper>,
+        events: Arc<Publisher>,
+        shutdown: Box<dyn Fn() + Send + Sync>,
+    ) -> Self {
+        Self {
+            namespace,
+            reaper,
+            events,
+            containers: Mutex::new(HashMap::new()),
+            shutdown,
+            next_file: AtomicU64::new(0),
+        }
+    }
+
+    fn containers(&self) -> MutexGuard<'_, HashMap<String, Arc<Container>>> {
+        self.containers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn container(&self, id: &str) -> RpcResult<Arc<Container>> {
+        self.containers()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| rpc_err(Code::NOT_FOUND, format!("container {id} not found")))
+    }
+
+    fn process(&self, id: &str, exec_id: &str) -> RpcResult<(Arc<Container>, Arc<Process>)> {
+        let c = self.container(id)?;
+        let p = c.process(exec_id).ok_or_else(|| {
+            rpc_err(
+                Code::NOT_FOUND,
+                format!("process {exec_id} of {id} not found"),
+            )
+        })?;
+        Ok((c, p))
+    }
+
+    /// Matches a reaped exit with a container process (the reaper keeps the
+    /// others for the runtime commands waiting on them).
+    pub fn on_exit(&self, exit: Exit) {
+        let containers: Vec<Arc<Container>> = self.containers().values().cloned().collect();
+        for c in containers {
+            for p in c.processes() {
+                let since = {
+                    let st = p.lock();
+                    if st.pid != exit.pid || st.exit.is_some() {
+                        continue;
+                    }
+                    st.since
+                };
+                if let Some(e) = self.reaper.take(exit.pid, since) {
+                    self.exited(&c, &p, e.status, e.at);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Records an exit; publishes TaskExit unless the start is not reported yet.
+    fn exited(&self, c: &Container, p: &Process, status: u32, at: SystemTime) {
+        let mut st = p.lock();
+        if p.set_exited(&mut st, status, at) {
+            self.publish_exit(c, p, st.pid, status, at);
+        }
+        debug!(container = %c.id, exec = %p.exec_id, status, "exited");
+    }
+
+    fn publish_exit(&self, c: &Container, p: &Process, pid: i32, status: u32, at: SystemTime) {
+        let id = if p.exec_id.is_empty() {
+            c.id.clone()
+        } else {
+            p.exec_id.clone()
+        };
+        self.events.publish(
+            TASK_EXIT_EVENT_TOPIC,
+            &TaskExit {
+                container_id: c.id.clone(),
+                id,
+                pid: pid as u32,
+                exit_status: status,
+                exited_at: Some(timestamp(at)).into(),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Marks the start reported (publishing `start_event` under the process
+    /// lock so no TaskExit can overtake it), then a pending exit.
+    fn report_start(&self, c: &Container, p: &Process, start_event: impl FnOnce(i32)) {
+        let mut st = p.lock();
+        st.start_reported = true;
+        start_event(st.pid);
+        if st.exit_pending {
+            st.exit_pending = false;
+            if let Some(e) = st.exit {
+                self.publish_exit(c, p, st.pid, e.status, e.at);
+            }
+        }
+    }
+
+    /// Runs a runtime command whose stdio the caller set; errors carry the
+    /// runtime's last logged error.
+    fn run_with_stdio(&self, rt: &Runtime, mut cmd: Command) -> anyhow::Result<()> {
+        let (child, since) = self
+            .reaper
+            .spawn(&mut cmd)
+            .with_context(|| format!("cannot run {}", rt.binary.display()))?;
+        // Our copies of the container's pipe ends must close now.
+        drop(cmd);
+        let exit = self.reaper.wait(child.id() as i32, since);
+        if exit.status != 0 {
+            let why = rt
+                .last_error()
+                .unwrap_or_else(|| format!("exit status {}", exit.status));
+            anyhow::bail!("{} failed: {why}", rt.binary.display());
+        }
+        Ok(())
+    }
+
+    /// Runs a runtime command, returning its stdout.
+    fn run(&self, rt: &Runtime, mut cmd: Command, input: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let (mut child, since) = self
+            .reaper
+            .spawn(&mut cmd)
+            .with_context(|| format!("cannot run {}", rt.binary.display()))?;
+        drop(cmd);
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            let _ = stdin.write_all(data);
+        }
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        if let Some(mut s) = child.stdout.take() {
+            let _ = s.read_to_end(&mut out);
+        }
+        if let Some(mut s) = child.stderr.take() {
+            let _ = s.read_to_end(&mut err);
+        }
+        let exit = self.reaper.wait(child.id() as i32, since);
+        if exit.status != 0 {
+            let why = rt.last_error().unwrap_or_else(|| {
+                let e = String::from_utf8_lossy(&err).trim().to_string();
+                if e.is_empty() {
+                    format!("exit status {}", exit.status)
+                } else {
+                    e
+                }
+            });
+            anyhow::bail!("{} failed: {why}", rt.binary.display());
+        }
+        Ok(out)
+    }
+
+    fn scratch(&self, bundle: &Path, what: &str) -> PathBuf {
+        let n = self.next_file.fetch_add(1, Ordering::Relaxed);
+        bundle.join(format!(".skiff-shim-{n}.{what}"))
+    }
+
+    fn do_create(&self, req: &CreateTaskRequest) -> anyhow::Result<u32> {
+        let opts = Options::from_any(req.options.as_ref())?;
+        let bundle = PathBuf::from(&req.bundle);
+        let rt = Runtime {
+            binary: opts.binary(),
+            root: opts.root(&self.namespace),
+            systemd_cgroup: opts.systemd_cgroup,
+            log: Some(bundle.join("log.json")),
+        };
+        opts.save(&bundle)?;
+        let rootfs = (!req.rootfs.is_empty()).then(|| bundle.join("rootfs"));
+        if let Some(r) = &rootfs {
+            mount::mount_all(&req.rootfs, r)?;
+        }
+        let paths = Paths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let result = self.create_init(req, &rt, &opts, &bundle, paths);
+        if result.is_err() {
+            if let Some(r) = &rootfs {
+                mount::unmount_all(r);
+            }
+            return result.map(|_| 0);
+        }
+        let (init, pid) = result?;
+        let c = Arc::new(Container::new(&req.id, bundle, rt, rootfs, init.clone()));
+        self.containers().insert(req.id.clone(), c.clone());
+        // An exit that came before the pid was recorded.
+        let since = init.lock().since;
+        if let Some(e) = self.reaper.take(pid, since) {
+            self.exited(&c, &init, e.status, e.at);
+        }
+        self.events.publish(
+            TASK_CREATE_EVENT_TOPIC,
+            &TaskCreate {
+                container_id: req.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: Some(TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                })
+                .into(),
+                checkpoint: req.checkpoint.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            },
+        );
+        let events = self.events.clone();
+        let id = req.id.clone();
+        let on_oom = Box::new(move || {
+            events.publish(
+                TASK_OOM_EVENT_TOPIC,
+                &TaskOOM {
+                    container_id: id.clone(),
+                    ..Default::default()
+                },
+            )
+        });
+        if let Err(e) = oom::watch(&c.cgroup, on_oom) {
+            warn!("no OOM events for {}: {e:#}", req.id);
+        }
+        Ok(pid as u32)
+    }
+
+    fn create_init(
+        &self,
+        req: &CreateTaskRequest,
+        rt: &Runtime,
+        opts: &Options,
+        bundle: &Path,
+        paths: Paths,
+    ) -> anyhow::Result<(Arc<Process>, i32)> {
+        let since = self.reaper.mark();
+        let (stdio, io) = Io::prepare(&paths, &req.id, &self.namespace, &self.reaper)?;
+        let console = paths.terminal.then(ConsoleSocket::new).transpose()?;
+        let pid_file = bundle.join("init.pid");
+        let mut cmd = rt.create(
+            &req.id,
+            &CreateOpts {
+                bundle,
+                pid_file: &pid_file,
+                console_socket: console.as_ref().map(|c| c.path()),
+                no_pivot: opts.no_pivot_root,
+                no_new_keyring: opts.no_new_keyring,
+            },
+        );
+        cmd.stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        if let Err(e) = self.run_with_stdio(rt, cmd) {
+            io.finish(Duration::ZERO);
+            let _ = self.run(rt, rt.delete(&req.id, true), None);
+            return Err(e);
+        }
+        let pid = read_pid(&pid_file)?;
+        if let Some(console) = &console {
+            io.attach_console(console.receive()?, &paths)?;
+        }
+        let init = Arc::new(Process::new("", paths));
+        init.set_io(io);
+        {
+            let mut st = init.lock();
+            st.pid = pid;
+            st.since = since;
+        }
+        Ok((init, pid))
+    }
+
+    fn start_exec(&self, c: &Container, p: &Process) -> anyhow::Result<i32> {
+        let spec = {
+            let st = p.lock();
+            if st.status != Status::Created || st.exit.is_some() {
+                anyhow::bail!("exec {} was already started", p.exec_id);
+            }
+            drop(st);
+            p.spec.lock().unwrap_or_else(|e| e.into_inner()).take()
+        }
+        .context("the exec's process spec is missing")?;
+        let since = self.reaper.mark();
+        let (stdio, io) = Io::prepare(&p.paths, &c.id, &self.namespace, &self.reaper)?;
+        let console = p.paths.terminal.then(ConsoleSocket::new).transpose()?;
+        let spec_file = self.scratch(&c.bundle, "process.json");
+        let pid_file = self.scratch(&c.bundle, "pid");
+        std::fs::write(&spec_file, &spec)
+            .with_context(|| format!("cannot write {}", spec_file.display()))?;
+        let mut cmd = c.runtime.exec(
+            &c.id,
+            &ExecOpts {
+                process: &spec_file,
+                pid_file: &pid_file,
+                console_socket: console.as_ref().map(|s| s.path()),
+            },
+        );
+        cmd.stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        let ran = self.run_with_stdio(&c.runtime, cmd);
+        let _ = std::fs::remove_file(&spec_file);
+        let pid = ran.and_then(|()| read_pid(&pid_file));
+        let _ = std::fs::remove_file(&pid_file);
+        let pid = match pid {
+            Ok(pid) => pid,
+            Err(e) => {
+                io.finish(Duration::ZERO);
+                p.set_io(io);
+                let mut st = p.lock();
+                st.start_reported = true;
+                p.set_exited(&mut st, 255, SystemTime::now());
+                return Err(e);
+            }
+        };
+        if let Some(console) = &console {
+            io.attach_console(console.receive()?, &p.paths)?;
+        }
+        p.set_io(io);
+        {
+            let mut st = p.lock();
+            st.pid = pid;
+            st.since = since;
+            if st.exit.is_none() {
+                st.status = Status::Running;
+            }
+        }
+        self.report_start(c, p, |pid| {
+            self.events.publish(
+                TASK_EXEC_STARTED_EVENT_TOPIC,
+                &TaskExecStarted {
+                    container_id: c.id.clone(),
+                    exec_id: p.exec_id.clone(),
+                    pid: pid as u32,
+                    ..Default::default()
+                },
+            )
+        });
+        if let Some(e) = self.reaper.take(pid, since) {
+            self.exited(c, p, e.status, e.at);
+        }
+        Ok(pid)
+    }
+
+    fn delete_init(&self, c: &Container) -> RpcResult<DeleteResponse> {
+        let p = &c.init;
+        let (status, pid, exit) = {
+            let st = p.lock();
+            (st.status, st.pid, st.exit)
+        };
+        if matches!(status, Status::Running | Status::Paused) {
+            return Err(rpc_err(
+                Code::FAILED_PRECONDITION,
+                format!("container {} is running; kill it before deleting", c.id),
+            ));
+        }
+        self.run(
+            &c.runtime,
+            c.runtime.delete(&c.id, status == Status::Created),
+            None,
+        )
+        .map_err(internal)?;
+        for e in c.processes() {
+            if let Some(io) = e.io() {
+                io.finish(DRAIN);
+            }
+        }
+        if let Some(r) = &c.rootfs {
+            mount::unmount_all(r);
+        }
+        let exit = exit.unwrap_or(ExitInfo {
+            status: 128 + Signal::SIGKILL as u32,
+            at: SystemTime::now(),
+        });
+        self.containers().remove(&c.id);
+        self.events.publish(
+            TASK_DELETE_EVENT_TOPIC,
+            &TaskDelete {
+                container_id: c.id.clone(),
+                pid: pid as u32,
+                exit_status: exit.status,
+                exited_at: Some(timestamp(exit.at)).into(),
+                id: c.id.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(DeleteResponse {
+            pid: pid as u32,
+            exit_status: exit.status,
+            exited_at: Some(timestamp(exit.at)).into(),
+            ..Default::default()
+        })
+    }
+}
+
+fn read_pid(path: &Path) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("the runtime wrote no pid file {}", path.display()))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{} holds no pid: {text:?}", path.display()))
+}
+
+fn task_status(s: Status) -> EnumOrUnknown<TaskStatus> {
+    EnumOrUnknown::new(match s {
+        Status::Created => TaskStatus::CREATED,
+        Status::Running => TaskStatus::RUNNING,
+        Status::Paused => TaskStatus::PAUSED,
+        Status::Stopped => TaskStatus::STOPPED,
+    })
+}
+
+impl Task for Service {
+    fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> RpcResult<CreateTaskResponse> {
+        debug!(id = %req.id, "create");
+        if self.containers().contains_key(&req.id) {
+            return Err(rpc_err(
+                Code::ALREADY_EXISTS,
+                format!("container {} already exists", req.id),
+            ));
+        }
+        let pid = self.do_create(&req).map_err(internal)?;
+        Ok(CreateTaskResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn start(&self, _: &TtrpcContext, req: StartRequest) -> RpcResult<StartResponse> {
+        debug!(id = %req.id, exec = %req.exec_id, "start");
+        let (c, p) = self.process(&req.id, &req.exec_id)?;
+        let pid = if req.exec_id.is_empty() {
+            if p.lock().status != Status::Created {
+                return Err(rpc_err(
+                    Code::FAILED_PRECONDITION,
+                    format!("container {} is not in the created state", c.id),
+                ));
+            }
+            self.run(&c.runtime, c.runtime.start(&c.id), None)
+                .map_err(internal)?;
+            {
+                let mut st = p.lock();
+                if st.exit.is_none() {
+                    st.status = Status::Running;
+                }
+            }
+            self.report_start(&c, &p, |pid| {
+                self.events.publish(
+                    TASK_START_EVENT_TOPIC,
+                    &TaskStart {
+                        container_id: c.id.clone(),
+                        pid: pid as u32,
+                        ..Default::default()
+                    },
+                )
+            });
+            p.pid()
+        } else {
+            self.start_exec(&c, &p).map_err(internal)?
+        };
+        Ok(StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    fn state(&self, _: &TtrpcContext, req: StateRequest) -> RpcResult<StateResponse> {
+        let (c, p) = self.process(&req.id, &req.exec_id)?;
+        let st = p.lock();
+        Ok(StateResponse {
+            id: if p.exec_id.is_empty() {
+                c.id.clone()
+            } else {
+                p.exec_id.clone()
+            },
+            bundle: c.bundle.display().to_string(),
+            pid: st.pid as u32,
+            status: task_status(st.status),
+            stdin: p.paths.stdin.clone(),
+            stdout: p.paths.stdout.clone(),
+            stderr: p.paths.stderr.clone(),
+            terminal: p.paths.terminal,
+            exit_status: st.exit.map_or(0, |e| e.status),
+            exited_at: st.exit.map(|e| timestamp(e.at)).into(),
+            exec_id: p.exec_id.clone(),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> RpcResult<WaitResponse> {
+        let (_, p) = self.process(&req.id, &req.exec_id)?;
+        let e = p.wait();
+        Ok(WaitResponse {
+            exit_status: e.status,
+            exited_at: Some(timestamp(e.at)).into(),
+            ..Default::default()
+        })
+    }
+
+    fn kill(&self, _: &TtrpcContext, req: KillRequest) -> RpcResult<Empty> {
+        debug!(id = %req.id, exec = %req.exec_id, signal = req.signal, all = req.all, "kill");
+        let (c, p) = self.process(&req.id, &req.exec_id)?;
+        let (pid, exited) = {
+            let st = p.lock();
+            (st.pid, st.exit.is_some())
+        };
+        if exited && !req.all {
+            return Err(rpc_err(Code::NOT_FOUND, "process already finished"));
+        }
+        if req.exec_id.is_empty() {
+            self.run(&c.runtime, c.runtime.kill(&c.id, req.signal, req.all), None)
+                .map_err(internal)?;
+        } else {
+            if pid <= 0 {
+                return Err(rpc_err(
+                    Code::FAILED_PRECONDITION,
+                    "the exec has not started",
+                ));
+            }
+            let sig = Signal::try_from(req.signal as i32).map_err(|_| {
+                rpc_err(Code::INVALID_ARGUMENT, format!("bad signal {}", req.signal))
+            })?;
+            kill(Pid::from_raw(pid), sig)
+                .map_err(|e| rpc_err(Code::NOT_FOUND, format!("cannot signal {pid}: {e}")))?;
+        }
+        Ok(Empty::new())
+    }
+
+    fn delete(&self, _: &TtrpcContext, req: DeleteRequest) -> RpcResult<DeleteResponse> {
+        debug!(id = %req.id, exec = %req.exec_id, "delete");
+        let (c, p) = self.process(&req.id, &req.exec_id)?;
+        if req.exec_id.is_empty() {
+            return self.delete_init(&c);
+        }
+        let (pid, status, exit) = {
+            let st = p.lock();
+            (st.pid, st.status, st.exit)
+        };
+        if status == Status::Running {
+            return Err(rpc_err(
+                Code::FAILED_PRECONDITION,
+                format!("exec {} is running", req.exec_id),
+            ));
+        }
+        c.execs().remove(&req.exec_id);
+        if let Some(io) = p.io() {
+            io.finish(DRAIN);
+        }
+        let exit = exit.unwrap_or(ExitInfo {
+            status: 0,
+            at: SystemTime::now(),
+        });
+        Ok(DeleteResponse {
+            pid: pid.max(0) as u32,
+            exit_status: exit.status,
+            exited_at: Some(timestamp(exit.at)).into(),
+            ..Default::default()
+        })
+    }
+
+    fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> RpcResult<PidsResponse> {
+        let c = self.container(&req.id)?;
+        let out = self
+            .run(&c.runtime, c.runtime.ps(&c.id), None)
+            .map_err(internal)?;
+        let pids: Vec<i32> = serde_json::from_slice(&out).map_err(|e| {
+            rpc_err(
+                Code::UNKNOWN,
+                format!("runtime ps printed no pid list: {e}"),
+            )
+        })?;
+        let execs: Vec<(i32, String)> = c
+            .execs()
+            .values()
+            .map(|p| (p.pid(), p.exec_id.clone()))
+            .collect();
+        let processes = pids
+            .into_iter()
+            .map(|pid| {
+                let info = execs.iter().find(|(p, _)| *p == pid).and_then(|(_, id)| {
+                    to_any(&ProcessDetails {
+                        exec_id: id.clone(),
+                        ..Default::default()
+                    })
+                    .ok()
+                });
+                ProcessInfo {
+                    pid: pid as u32,
+                    info: MessageField::from_option(info),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        Ok(PidsResponse {
+            processes,
+            ..Default::default()
+        })
+    }
+
+    fn pause(&self, _: &TtrpcContext, req: PauseRequest) -> RpcResult<Empty> {
+        let c = self.container(&req.id)?;
+        self.run(&c.runtime, c.runtime.pause(&c.id), None)
+            .map_err(internal)?;
+        c.init.lock().status = Status::Paused;
+        self.events.publish(
+            TASK_PAUSED_EVENT_TOPIC,
+            &TaskPaused {
+                container_id: c.id.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(Empty::new())
+    }
+
+    fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> RpcResult<Empty> {
+        let c = self.container(&req.id)?;
+        self.run(&c.runtime, c.runtime.resume(&c.id), None)
+            .map_err(internal)?;
+        {
+            let mut st = c.init.lock();
+            if st.exit.is_none() {
+                st.status = Status::Running;
+            }
+        }
+        self.events.publish(
+            TASK_RESUMED_EVENT_TOPIC,
+            &TaskResumed {
+                container_id: c.id.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(Empty::new())
+    }
+
+    fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> RpcResult<Empty> {
+        Err(rpc_err(
+            Code::UNIMPLEMENTED,
+            "checkpoint is not supported by containerd-shim-skiff-v2",
+        ))
+    }
+
+    fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> RpcResult<Empty> {
+        debug!(id = %req.id, exec = %req.exec_id, "exec");
+        let c = self.container(&req.id)?;
+        if c.init.lock().exit.is_some() {
+            return Err(rpc_err(
+                Code::FAILED_PRECONDITION,
+                format!("container {} has stopped", c.id),
+            ));
+        }
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .ok_or_else(|| rpc_err(Code::INVALID_ARGUMENT, "exec without a process spec"))?;
+        {
+            let mut execs = c.execs();
+            if execs.contains_key(&req.exec_id) || req.exec_id.is_empty() {
+                return Err(rpc_err(
+                    Code::ALREADY_EXISTS,
+                    format!("exec {:?} already exists", req.exec_id),
+                ));
+            }
+            let paths = Paths {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+            };
+            let p = Process::new(&req.exec_id, paths);
+            *p.spec.lock().unwrap_or_else(|e| e.into_inner()) = Some(spec);
+            execs.insert(req.exec_id.clone(), Arc::new(p));
+        }
+        self.events.publish(
+            TASK_EXEC_ADDED_EVENT_TOPIC,
+            &TaskExecAdded {
+                container_id: c.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(Empty::new())
+    }
+
+    fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> RpcResult<Empty> {
+        let (_, p) = self.process(&req.id, &req.exec_id)?;
+        let io = p
+            .io()
+            .ok_or_else(|| rpc_err(Code::FAILED_PRECONDITION, "the process has not started"))?;
+        io.resize(req.width, req.height).map_err(internal)?;
+        Ok(Empty::new())
+    }
+
+    fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> RpcResult<Empty> {
+        let (_, p) = self.process(&req.id, &req.exec_id)?;
+        if req.stdin {
+            if let Some(io) = p.io() {
+                io.close_stdin();
+            }
+        }
+        Ok(Empty::new())
+    }
+
+    fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> RpcResult<Empty> {
+        let c = self.container(&req.id)?;
+        let resources = req
+            .resources
+            .as_ref()
+            .map(|a| a.value.clone())
+            .ok_or_else(|| rpc_err(Code::INVALID_ARGUMENT, "update without resources"))?;
+        self.run(&c.runtime, c.runtime.update(&c.id), Some(&resources))
+            .map_err(internal)?;
+        Ok(Empty::new())
+    }
+
+    fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> RpcResult<StatsResponse> {
+        let c = self.container(&req.id)?;
+        let stats = c.cgroup.metrics().map_err(internal)?;
+        Ok(StatsResponse {
+            stats: Some(stats).into(),
+            ..Default::default()
+        })
+    }
+
+    fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> RpcResult<ConnectResponse> {
+        let task_pid = self
+            .containers()
+            .get(&req.id)
+            .map_or(0, |c| c.init.pid().max(0) as u32);
+        Ok(ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: format!("skiff-shim {}", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        })
+    }
+
+    fn shutdown(&self, _: &TtrpcContext, _: ShutdownRequest) -> RpcResult<Empty> {
+        if self.containers().is_empty() {
+            (self.shutdown)();
+        }
+        Ok(Empty::new())
+    }
+}
