@@ -1,5 +1,6 @@
-//! `skiff-build prune`: drops the build cache (step entries, context stat caches, RUN cache
-//! mounts), then lets the store collect the layer blobs only the cache referenced.
+//! `skiff-build prune`: drops the build cache (step entries, context stat caches, ADD <url>
+//! downloads, RUN cache mounts), then lets the store collect the layer blobs only the cache
+//! referenced.
 
 use std::fs;
 use std::io;
@@ -34,6 +35,8 @@ pub fn prune(store: &Path) -> Result<PruneReport> {
     report.cache_bytes += bytes;
     let (n, bytes) = clear_dir(&root.join("stat"))?;
     report.stat_caches = n;
+    report.cache_bytes += bytes;
+    let (_, bytes) = clear_dir(&root.join("http"))?;
     report.cache_bytes += bytes;
     let mounts = store
         .root()

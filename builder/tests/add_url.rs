@@ -54,10 +54,13 @@ struct Site {
     replies: HashMap<String, Reply>,
     /// GETs served, per path.
     hits: HashMap<String, usize>,
+    /// 304 Not Modified replies, per path.
+    not_modified: HashMap<String, usize>,
 }
 
 /// An HTTP/1.1 server on 127.0.0.1, one connection at a time, `Connection: close`; stops
-/// on drop. Unknown paths get 404.
+/// on drop. Unknown paths get 404; a reply with an ETag becomes 304 Not Modified for a
+/// request whose If-None-Match names it.
 struct Server {
     addr: String,
     site: Arc<Mutex<Site>>,
@@ -103,6 +106,11 @@ impl Server {
         let site = self.site.lock().unwrap_or_else(PoisonError::into_inner);
         site.hits.get(path).copied().unwrap_or(0)
     }
+
+    fn not_modified(&self, path: &str) -> usize {
+        let site = self.site.lock().unwrap_or_else(PoisonError::into_inner);
+        site.not_modified.get(path).copied().unwrap_or(0)
+    }
 }
 
 impl Drop for Server {
@@ -122,7 +130,13 @@ fn serve(conn: TcpStream, site: &Mutex<Site>) -> Result<()> {
     let mut request = String::new();
     reader.read_line(&mut request)?;
     let mut line = String::new();
+    let mut if_none_match = None;
     while reader.read_line(&mut line)? > 2 {
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("if-none-match") {
+                if_none_match = Some(v.trim().to_owned());
+            }
+        }
         line.clear();
     }
     let target = request.split(' ').nth(1).unwrap_or("/");
@@ -130,11 +144,23 @@ fn serve(conn: TcpStream, site: &Mutex<Site>) -> Result<()> {
     let reply = {
         let mut site = site.lock().unwrap_or_else(PoisonError::into_inner);
         *site.hits.entry(path.clone()).or_default() += 1;
-        site.replies.get(&path).cloned().unwrap_or(Reply {
+        let reply = site.replies.get(&path).cloned().unwrap_or(Reply {
             status: "404 Not Found",
             headers: Vec::new(),
             body: Vec::new(),
-        })
+        });
+        let etag = reply.headers.iter().find(|(k, _)| k == "ETag");
+        match (etag, &if_none_match) {
+            (Some((_, tag)), Some(asked)) if tag == asked => {
+                *site.not_modified.entry(path.clone()).or_default() += 1;
+                Reply {
+                    status: "304 Not Modified",
+                    headers: vec![("ETag".into(), tag.clone())],
+                    body: Vec::new(),
+                }
+            }
+            _ => reply,
+        }
     };
     let mut out = format!(
         "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -176,6 +202,10 @@ impl Fixture {
 
     /// Runs skiff-build; (success, stderr).
     fn try_build(&self, tag: &str) -> Result<(bool, String)> {
+        self.try_build_args(tag, &[])
+    }
+
+    fn try_build_args(&self, tag: &str, args: &[&str]) -> Result<(bool, String)> {
         let out = Command::new(bin("skiff-build"))
             .env("TMPDIR", self.path("tmp"))
             // A proxy from the environment could not reach the loopback server.
@@ -186,6 +216,7 @@ impl Fixture {
             .arg("--store")
             .arg(self.path("store"))
             .args(["--progress", "plain", "-t", tag])
+            .args(args)
             .arg(self.path("context"))
             .output()?;
         Ok((
@@ -195,7 +226,11 @@ impl Fixture {
     }
 
     fn build(&self, tag: &str) -> Result<String> {
-        let (ok, stderr) = self.try_build(tag)?;
+        self.build_args(tag, &[])
+    }
+
+    fn build_args(&self, tag: &str, args: &[&str]) -> Result<String> {
+        let (ok, stderr) = self.try_build_args(tag, args)?;
         if !ok {
             bail!("skiff-build failed: {stderr}");
         }
@@ -238,6 +273,21 @@ impl Fixture {
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect())
+    }
+
+    /// The files of the download cache (ADD <url>), by name.
+    fn downloads(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for dir in fs::read_dir(self.path("build-cache/http"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for file in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                out.push(file.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out
     }
 
     fn blob_count(&self) -> Result<usize> {
@@ -390,6 +440,11 @@ fn checksum_is_verified_and_is_the_cache_key() -> Result<()> {
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(f.image("bad").is_err());
     assert_eq!(f.blob_count()?, blobs);
+    let downloads = f.downloads();
+    assert!(
+        !downloads.iter().any(|d| d.contains(actual.hex())),
+        "{downloads:?}"
+    );
     assert!(f.leftovers()?.is_empty(), "{:?}", f.leftovers()?);
     let (ok, _) = f.try_build("bad")?;
     assert!(!ok);
@@ -501,5 +556,64 @@ fn bad_urls_and_replies_are_clear_errors() -> Result<()> {
     );
     assert_eq!(s.hits("/a/%2e%2e"), 0);
     assert!(f.leftovers()?.is_empty(), "{:?}", f.leftovers()?);
+    Ok(())
+}
+
+#[test]
+fn an_etag_saves_the_download_and_the_cache_serves_a_checksum() -> Result<()> {
+    let f = Fixture::new()?;
+    let s = Server::start()?;
+    s.set("/big.bin", Reply::ok(b"v1\n").header("ETag", "\"v1\""));
+    f.dockerfile(&format!("FROM scratch\nADD {} /opt/\n", s.url("/big.bin")))?;
+    f.build("t")?;
+    assert_eq!((s.hits("/big.bin"), s.not_modified("/big.bin")), (1, 0));
+
+    // Rebuilt: asked with If-None-Match, 304, CACHED.
+    let progress = f.build("t")?;
+    assert_eq!(steps_with(&progress, "CACHED").len(), 1, "{progress}");
+    assert_eq!((s.hits("/big.bin"), s.not_modified("/big.bin")), (2, 1));
+
+    // A step above changed: the ADD runs, from the cached download after a 304.
+    f.dockerfile(&format!(
+        "FROM scratch\nENV A=1\nADD {} /opt/\n",
+        s.url("/big.bin")
+    ))?;
+    let progress = f.build("t")?;
+    assert!(steps_with(&progress, "CACHED").is_empty(), "{progress}");
+    assert_eq!(s.not_modified("/big.bin"), 2);
+    let e = find(&f.files("t")?, "opt/big.bin")?.data.clone();
+    assert_eq!(e, b"v1\n");
+
+    // A new version (new ETag): downloaded and rebuilt.
+    s.set("/big.bin", Reply::ok(b"v2\n").header("ETag", "\"v2\""));
+    let progress = f.build("t")?;
+    assert!(steps_with(&progress, "CACHED").is_empty(), "{progress}");
+    assert_eq!((s.hits("/big.bin"), s.not_modified("/big.bin")), (4, 2));
+    assert_eq!(find(&f.files("t")?, "opt/big.bin")?.data, b"v2\n");
+
+    // --no-cache asks without If-None-Match.
+    f.build_args("t", &["--no-cache"])?;
+    assert_eq!((s.hits("/big.bin"), s.not_modified("/big.bin")), (5, 2));
+
+    // --checksum of content already downloaded: no request even when the step runs.
+    let sum = Digest::sha256_of(b"v2\n");
+    f.dockerfile(&format!(
+        "FROM scratch\nENV B=2\nADD --checksum={sum} {} /opt/\n",
+        s.url("/big.bin")
+    ))?;
+    let progress = f.build("t")?;
+    assert!(steps_with(&progress, "CACHED").is_empty(), "{progress}");
+    assert_eq!(s.hits("/big.bin"), 5);
+    assert_eq!(find(&f.files("t")?, "opt/big.bin")?.data, b"v2\n");
+
+    // prune drops the downloads with the rest of the build cache.
+    assert!(!f.downloads().is_empty());
+    let status = Command::new(bin("skiff-build"))
+        .arg("prune")
+        .arg("--store")
+        .arg(f.path("store"))
+        .status()?;
+    assert!(status.success());
+    assert!(f.downloads().is_empty(), "{:?}", f.downloads());
     Ok(())
 }

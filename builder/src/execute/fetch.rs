@@ -2,19 +2,21 @@
 //! segment of the URL's path (`__unnamed__` when there is none), gets mode 0600 (or
 //! --chmod), owner 0:0 (or --chown) and the reply's Last-Modified as mtime (the epoch
 //! without one), and is never extracted. With --checksum the step's key is the checksum,
-//! so a cached step downloads nothing, and the download must match it; without, the file is
-//! downloaded to compute the key from its digest, so a changed remote file rebuilds the
-//! step. The builder downloads on the host's network whatever RUN's network is.
+//! so a cached step sends no request, and the download must match it. Without, the
+//! content's digest is the key, so a changed remote file rebuilds the step: the URL is
+//! asked again on every build, with If-None-Match when an earlier reply had an ETag, so an
+//! unchanged file is not downloaded again (see `url_cache`). The builder downloads on the
+//! host's network whatever RUN's network is.
 
-use std::fs::{self, File, FileTimes, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{File, FileTimes};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use skiff_specs::http::Client;
+use skiff_specs::http::{Client, HttpError};
 use skiff_specs::{Algorithm, Digest};
 
 use super::copy::CopySource;
+use super::url_cache::UrlCache;
 use crate::error::{BuildError, Result};
 use crate::frontend::Source;
 
@@ -29,20 +31,20 @@ pub fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
-/// A downloaded file: what goes into the step's key.
+/// A downloaded file, in the download cache.
 #[derive(Debug, Clone)]
 struct Fetched {
     digest: Digest,
     /// Seconds since the epoch, from Last-Modified.
     mtime: u64,
+    path: PathBuf,
 }
 
 #[derive(Debug)]
 struct Remote {
     url: String,
     name: String,
-    /// Where the download goes (a directory of its own, so equal names cannot collide).
-    path: PathBuf,
+    cache: UrlCache,
     fetched: Option<Fetched>,
 }
 
@@ -50,7 +52,10 @@ struct Remote {
 #[derive(Debug)]
 pub struct Remotes {
     step: String,
-    dir: PathBuf,
+    /// The download cache (`<build-cache>/http`).
+    cache_root: PathBuf,
+    /// False with --no-cache: downloads are stored, earlier ones are not reused.
+    reuse: bool,
     checksum: Option<Digest>,
     list: Vec<Remote>,
     client: Option<Client>,
@@ -58,12 +63,13 @@ pub struct Remotes {
 
 impl Remotes {
     /// Checks --checksum as BuildKit does: only with a single URL source, and a valid
-    /// digest. Downloads go below `dir` (created when needed).
+    /// digest. Downloads are kept below `cache_root`; `reuse` allows taking earlier ones.
     pub fn new(
         step: &str,
         checksum: Option<&str>,
         sources: &[Source],
-        dir: PathBuf,
+        cache_root: PathBuf,
+        reuse: bool,
     ) -> Result<Self> {
         let checksum = match checksum {
             None => None,
@@ -88,36 +94,40 @@ impl Remotes {
         };
         Ok(Remotes {
             step: step.to_owned(),
-            dir,
+            cache_root,
+            reuse,
             checksum,
             list: Vec::new(),
             client: None,
         })
     }
 
-    /// Adds the URL source `url`; returns the copy source its download will be.
+    /// Adds the URL source `url`; returns its copy source, whose path [`Remotes::fetch`]
+    /// fills in (the `Fetched` sources are matched to the URLs in order).
     pub fn add(&mut self, url: &str) -> Result<CopySource> {
         let name =
             file_name(url).map_err(|e| BuildError::step(&self.step, format!("{url}: {e}")))?;
-        let path = self.dir.join(self.list.len().to_string()).join(&name);
         self.list.push(Remote {
             url: url.to_owned(),
             name: name.clone(),
-            path: path.clone(),
+            cache: UrlCache::new(&self.cache_root, url),
             fetched: None,
         });
-        Ok(CopySource::Fetched { name, path })
+        Ok(CopySource::Fetched {
+            name,
+            path: PathBuf::new(),
+        })
     }
 
     /// What the URL sources contribute to the step's key (nothing when there are none):
-    /// the checksum when given, else the content's digest and mtime, downloading now.
+    /// the checksum when given, else the content's digest and mtime, fetching now.
     pub fn key_inputs(&mut self) -> Result<String> {
         let mut out = String::new();
         for i in 0..self.list.len() {
             let part = match &self.checksum {
                 Some(c) => format!("\nurl {} checksum {c}", self.list[i].name),
                 None => {
-                    let f = self.fetch(i)?;
+                    let f = self.fetch_one(i)?;
                     format!("\nurl {} {} mtime {}", self.list[i].name, f.digest, f.mtime)
                 }
             };
@@ -126,81 +136,127 @@ impl Remotes {
         Ok(out)
     }
 
-    /// Downloads what is not downloaded yet (with --checksum, when the step really runs).
-    pub fn fetch_missing(&mut self) -> Result<()> {
-        for i in 0..self.list.len() {
-            self.fetch(i)?;
+    /// Fetches what is not fetched yet (with --checksum: when the step really runs) and
+    /// points the `Fetched` sources among `sources` at the files.
+    pub fn fetch(&mut self, sources: Vec<CopySource>) -> Result<Vec<CopySource>> {
+        let mut i = 0;
+        let mut out = Vec::with_capacity(sources.len());
+        for source in sources {
+            out.push(match source {
+                CopySource::Fetched { name, .. } => {
+                    let path = self.fetch_one(i)?.path;
+                    i += 1;
+                    CopySource::Fetched { name, path }
+                }
+                other => other,
+            });
         }
-        Ok(())
+        Ok(out)
     }
 
-    fn fetch(&mut self, i: usize) -> Result<Fetched> {
-        if let Some(f) = &self.list[i].fetched {
+    fn fetch_one(&mut self, i: usize) -> Result<Fetched> {
+        let remote = self
+            .list
+            .get(i)
+            .ok_or_else(|| BuildError::step(&self.step, "more URL sources than URLs"))?;
+        if let Some(f) = &remote.fetched {
             return Ok(f.clone());
         }
         let client = self.client.get_or_insert_with(Client::new).clone();
-        let remote = &self.list[i];
-        let fetched = download(&client, remote, self.checksum.as_ref(), &self.step)?;
+        let fetched = fetch(
+            &client,
+            remote,
+            self.checksum.as_ref(),
+            self.reuse,
+            &self.step,
+        )?;
         self.list[i].fetched = Some(fetched.clone());
         Ok(fetched)
     }
 }
 
-/// GETs the remote into its path, mode 0600, mtime from Last-Modified; removes what it
-/// wrote on any failure.
-fn download(
+/// The remote's content: from the download cache when `reuse` allows and it is known to
+/// be current (the checksum's content is there, or the server answers 304 to the ETag of
+/// the last download), else downloaded into the cache (mode 0600, mtime from
+/// Last-Modified). A download that fails or does not match the checksum leaves nothing.
+fn fetch(
     client: &Client,
     remote: &Remote,
     checksum: Option<&Digest>,
+    reuse: bool,
     step: &str,
 ) -> Result<Fetched> {
-    let fail = |e: skiff_specs::http::HttpError| BuildError::step(step, e.to_string());
-    let reply = client
-        .get(&remote.url, &[])
-        .map_err(fail)?
-        .success()
-        .map_err(fail)?;
+    let fail = |e: HttpError| BuildError::step(step, e.to_string());
+    let cache_err = |e: std::io::Error| BuildError::step(step, format!("download cache: {e}"));
+    let cache = &remote.cache;
+    if let (Some(sum), true) = (checksum, reuse) {
+        if let Some((path, mtime)) = cache.find(sum) {
+            return Ok(Fetched {
+                digest: sum.clone(),
+                mtime,
+                path,
+            });
+        }
+    }
+    let known = (reuse && checksum.is_none())
+        .then(|| cache.known())
+        .flatten();
+    let headers: Vec<(&str, &str)> = known
+        .iter()
+        .map(|k| ("If-None-Match", k.etag.as_str()))
+        .collect();
+    let reply = client.get(&remote.url, &headers).map_err(fail)?;
+    if reply.status() == 304 {
+        let etag = reply.header("etag").map(strip_weak);
+        return match known {
+            Some(k) if etag.is_none_or(|e| e == strip_weak(&k.etag)) => Ok(Fetched {
+                digest: k.digest,
+                mtime: k.mtime,
+                path: k.path,
+            }),
+            _ => Err(BuildError::step(
+                step,
+                format!(
+                    "{}: 304 Not Modified for an ETag not asked about",
+                    reply.url()
+                ),
+            )),
+        };
+    }
+    let reply = reply.success().map_err(fail)?;
     let mtime = reply
         .header("last-modified")
         .and_then(parse_http_date)
         .unwrap_or(0);
-    let path = &remote.path;
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(BuildError::io(parent))?;
-    }
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(BuildError::io(path))?;
+    let etag = reply.header("etag").map(str::to_owned);
+    let url = reply.url().to_owned();
+    // A temp file (mode 0600) that is removed unless stored.
+    let temp = cache.temp_file().map_err(cache_err)?;
     let algorithm = checksum.map_or(Algorithm::Sha256, Digest::algorithm);
-    let written = reply
-        .copy_to(&file, MAX_DOWNLOAD, algorithm)
-        .map_err(fail)
-        .and_then(|(digest, _)| match checksum {
-            Some(expected) if *expected != digest => Err(BuildError::step(
-                step,
-                format!(
-                    "digest mismatch for {}: {digest} (expected: {expected})",
-                    skiff_specs::http::redact(&remote.url)
-                ),
-            )),
-            _ => Ok(digest),
-        })
-        .and_then(|digest| {
-            set_mtime(&file, path, mtime)?;
-            Ok(digest)
-        });
-    drop(file);
-    match written {
-        Ok(digest) => Ok(Fetched { digest, mtime }),
-        Err(e) => {
-            let _ = fs::remove_file(path);
-            Err(e)
-        }
+    let (digest, _) = reply
+        .copy_to(temp.as_file(), MAX_DOWNLOAD, algorithm)
+        .map_err(fail)?;
+    if let Some(expected) = checksum.filter(|c| **c != digest) {
+        return Err(BuildError::step(
+            step,
+            format!("digest mismatch for {url}: {digest} (expected: {expected})"),
+        ));
     }
+    set_mtime(temp.as_file(), temp.path(), mtime)?;
+    let path = cache
+        .store(temp, &digest, mtime, etag.as_deref())
+        .map_err(cache_err)?;
+    Ok(Fetched {
+        digest,
+        mtime,
+        path,
+    })
+}
+
+/// An ETag without its weak marker, for comparing.
+fn strip_weak(etag: &str) -> &str {
+    let etag = etag.trim();
+    etag.strip_prefix("W/").unwrap_or(etag)
 }
 
 fn set_mtime(file: &File, path: &Path, secs: u64) -> Result<()> {

@@ -18,6 +18,7 @@ mod run;
 mod snapshot;
 mod stat_cache;
 mod unpack;
+mod url_cache;
 mod xattr;
 
 use std::collections::{BTreeMap, HashMap};
@@ -589,8 +590,13 @@ impl<'a> Executor<'a> {
             Instruction::Add(a) => a.checksum.as_deref(),
             _ => None,
         };
-        let mut remotes =
-            fetch::Remotes::new(step, checksum, &files.sources, self.new_dir("fetch"))?;
+        let mut remotes = fetch::Remotes::new(
+            step,
+            checksum,
+            &files.sources,
+            cache_root(&self.opts.store).join("http"),
+            !self.opts.no_cache,
+        )?;
         let mut sources = Vec::new();
         for s in &files.sources {
             sources.push(match s {
@@ -662,7 +668,7 @@ impl<'a> Executor<'a> {
         };
         state.key = key_of(&[&state.key.to_string(), &reads]);
         self.fs_step_on(state, inst, isolated, |_, root| {
-            remotes.fetch_missing()?;
+            let sources = remotes.fetch(sources)?;
             let owner = match &chown {
                 None => (0, 0),
                 Some(spec) => {
