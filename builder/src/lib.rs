@@ -12,6 +12,7 @@ pub mod options;
 pub mod plan;
 pub mod progress;
 pub mod prune;
+pub mod registry;
 mod workdir;
 
 use std::fs;

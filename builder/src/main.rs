@@ -1,6 +1,9 @@
 //! skiff-build: Dockerfile → layered OCI image in skiff's store.
 
 mod cli;
+mod image;
+mod login;
+mod push;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,6 +20,7 @@ use skiff_builder::options::{
 use cli::{
     Cli, Command, CompressionArg, ImageCommand, NetworkArg, ProgressArg, PruneArgs, UnpackArgs,
 };
+use skiff_builder::options::registry_output;
 
 /// `skiff` beside our own binary, else the one on PATH.
 fn default_runtime() -> PathBuf {
@@ -39,6 +43,7 @@ fn options(cli: Cli) -> Result<BuildOptions> {
     let outputs = cli
         .outputs
         .iter()
+        .filter(|o| registry_output(o).is_none())
         .map(|o| Output::parse(o))
         .collect::<Result<Vec<_>, _>>()?;
     let contexts = cli
@@ -142,6 +147,8 @@ fn main() -> ExitCode {
     let subcommand = match cli.command.take() {
         Some(Command::Prune(args)) => Some(prune(&args)),
         Some(Command::Image(ImageCommand::Unpack(args))) => Some(unpack(&args)),
+        Some(Command::Image(command)) => Some(image::run(command)),
+        Some(Command::Login(args)) => Some(login::run(&args)),
         None => None,
     };
     if let Some(result) = subcommand {
@@ -153,7 +160,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    let result = options(cli).and_then(|opts| skiff_builder::build(&opts).context("build failed"));
+    image::configure(&cli.registry);
+    let pushes = push::targets(&cli);
+    let result = pushes.and_then(|pushes| {
+        let store = cli.store.clone();
+        let outcome =
+            options(cli).and_then(|opts| skiff_builder::build(&opts).context("build failed"))?;
+        push::push_all(&store, &outcome.manifest, &pushes)?;
+        Ok(outcome)
+    });
     match result {
         Ok(outcome) => {
             println!("{}", outcome.manifest.digest);

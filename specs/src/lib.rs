@@ -18,6 +18,8 @@ pub mod security;
 pub mod store;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+pub mod registry;
 pub mod user;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};

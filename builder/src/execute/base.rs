@@ -1,11 +1,14 @@
-//! Base images: a `--build-context` (OCI layout directory or docker archive) or an image in
-//! the store. Their layer blobs are copied into the store, so the built image is complete.
+//! Base images: a `--build-context` (OCI layout directory or docker archive), an image in
+//! the store, or one pulled from its registry into the store. Their layer blobs are copied
+//! into the store, so the built image is complete.
 
 use skiff_specs::archive::import_archive;
-use skiff_specs::{Descriptor, Digest, Image, ImageConfig, Platform, Store};
+use skiff_specs::registry::Reference;
+use skiff_specs::{Descriptor, Digest, Image, ImageConfig, Platform, Store, StoreError};
 
 use crate::error::{BuildError, Result};
 use crate::options::{ContextSource, NamedContext};
+use crate::registry;
 
 /// A base image's config and layers (blobs in the store).
 #[derive(Debug, Clone)]
@@ -32,11 +35,30 @@ fn find_context<'a>(contexts: &'a [NamedContext], name: &str) -> Option<&'a Name
         .or_else(|| contexts.iter().find(|c| norm(&c.name) == norm(name)))
 }
 
+/// The store's image `name` (as written, or in its normalised registry form); else pulled
+/// from its registry, as docker does for an image it lacks.
+fn store_or_registry(store: &Store, name: &str) -> Result<Image> {
+    match Image::load_host(store, name) {
+        Err(StoreError::ImageNotFound { .. }) => {}
+        other => return Ok(other?),
+    }
+    let Ok(reference) = Reference::parse(name) else {
+        // Not a registry reference (a digest, say): the store's answer stands.
+        return Ok(Image::load_host(store, name)?);
+    };
+    match Image::load_host(store, &reference.to_string()) {
+        Err(StoreError::ImageNotFound { .. }) => {}
+        other => return Ok(other?),
+    }
+    let pulled = registry::pull(store, &reference)?;
+    Ok(Image::load(store, &pulled.manifest, &Platform::host())?)
+}
+
 /// Loads the image `name` names.
 pub fn load_base(store: &Store, contexts: &[NamedContext], name: &str) -> Result<BaseImage> {
     let host = Platform::host();
     let Some(ctx) = find_context(contexts, name) else {
-        let image = Image::load_host(store, name)?;
+        let image = store_or_registry(store, name)?;
         return from_image(store, store, image);
     };
     match &ctx.source {

@@ -1,0 +1,13 @@
+//! `image pull`: an image from its registry into the store.
+
+use anyhow::Result;
+use skiff_builder::registry;
+use skiff_specs::Store;
+
+pub fn run(store: &Store, image: &str) -> Result<()> {
+    let reference = registry::reference("image", image)?;
+    let pulled = registry::pull(store, &reference)?;
+    eprintln!("{} blobs fetched", pulled.fetched);
+    println!("{}@{}", pulled.name, pulled.manifest.digest);
+    Ok(())
+}

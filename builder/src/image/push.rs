@@ -1,0 +1,25 @@
+//! `image push`: an image of the store to a registry.
+
+use anyhow::Result;
+use skiff_builder::export::normalize_tag;
+use skiff_builder::registry;
+use skiff_specs::Store;
+
+pub fn run(store: &Store, image: &str, target: Option<&str>) -> Result<()> {
+    let target = registry::reference("target", target.unwrap_or(image))?;
+    let local = if store.resolve(image).is_ok() {
+        image.to_owned()
+    } else {
+        normalize_tag(image)
+    };
+    let pushed = registry::push(store, &local, &target)?;
+    eprintln!(
+        "{} blobs uploaded, {} mounted, {} already there",
+        pushed.uploaded, pushed.mounted, pushed.skipped
+    );
+    match pushed.digest {
+        Some(d) => println!("{}@{d}", target.name()),
+        None => println!("{target}"),
+    }
+    Ok(())
+}

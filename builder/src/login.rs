@@ -1,0 +1,39 @@
+//! `skiff-build login`: check credentials against a registry and save them.
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context, Result};
+use skiff_specs::registry::{self, Credentials};
+
+use crate::cli::LoginArgs;
+
+pub fn run(args: &LoginArgs) -> Result<()> {
+    let password = match (&args.password, args.password_stdin) {
+        (Some(p), _) => p.clone(),
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (None, false) => bail!("give the password with --password-stdin (or -p)"),
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    crate::image::configure(&args.registry_args);
+    let credentials = Credentials {
+        username: args.username.clone(),
+        password,
+    };
+    let path = registry::login(
+        &skiff_builder::registry::client(),
+        &args.registry,
+        &credentials,
+    )
+    .with_context(|| format!("logging in to {}", args.registry))?;
+    eprintln!("Login Succeeded (credentials saved in {})", path.display());
+    Ok(())
+}

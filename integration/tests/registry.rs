@@ -1,0 +1,340 @@
+//! skiff-build against a real registry (Debian's docker-registry, distribution 2.8) on a
+//! loopback port, with skopeo as the reference client: pull, push, a build FROM a pulled
+//! image, basic auth, an interrupted push.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use skiff_integration::bin;
+use skiff_integration::image::busybox_archive;
+use skiff_integration::registry::{skopeo, Registry};
+use tempfile::TempDir;
+
+/// A test's own directories: stores, docker config, build context; removed on drop.
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Result<Fixture> {
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-reg-test-")
+            .tempdir()?;
+        fs::create_dir_all(dir.path().join("docker-config"))?;
+        Ok(Fixture { dir })
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// skiff-build with a private docker config (never the host's credentials).
+    fn build_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("skiff-build"));
+        c.args(args)
+            .env("DOCKER_CONFIG", self.path("docker-config"));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Output> {
+        self.build_cmd(args)
+            .output()
+            .with_context(|| format!("cannot run skiff-build {args:?}"))
+    }
+
+    /// skiff-build ARGS, which must succeed; returns stdout.
+    fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args)?;
+        if !out.status.success() {
+            bail!(
+                "skiff-build {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// skiff-build ARGS, which must fail; returns stderr.
+    fn fails(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args)?;
+        if out.status.success() {
+            bail!("skiff-build {args:?} succeeded, expected a failure");
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    fn store(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+/// skopeo copies the test's busybox archive to `dest` (a docker:// reference).
+fn seed(dest: &str) -> Result<()> {
+    let archive = busybox_archive()?;
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("oci-archive:{}", archive.display()),
+        dest,
+    ])?;
+    Ok(())
+}
+
+fn inspect_raw(reference: &str) -> Result<Value> {
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", reference])?;
+    Ok(serde_json::from_str(&raw)?)
+}
+
+fn inspect_digest(reference: &str) -> Result<String> {
+    let v: Value = serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", reference])?)?;
+    Ok(v["Digest"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The manifest digest of a store name, as `image inspect` shows it.
+fn stored_digest(f: &Fixture, store: &str, name: &str) -> Result<String> {
+    let out = f.ok(&["image", "inspect", "--store", store, name])?;
+    let v: Value = serde_json::from_str(&out)?;
+    Ok(v["Descriptor"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn layer_digests(manifest: &Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .map(|ls| {
+            ls.iter()
+                .filter_map(|l| l["digest"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn pull_what_skopeo_pushed_then_push_and_skopeo_reads_it() -> Result<()> {
+    let reg = Registry::start()?;
+    let f = Fixture::new()?;
+    let host = reg.host();
+    let insecure = ["--insecure-registry", host];
+    seed(&format!("docker://{host}/seed/busybox:1"))?;
+    let seeded = inspect_digest(&format!("docker://{host}/seed/busybox:1"))?;
+
+    let store = f.store("store");
+    let mut args = vec!["image", "pull", "--store", &store];
+    args.extend(insecure);
+    let name = format!("{host}/seed/busybox:1");
+    args.push(&name);
+    let out = f.ok(&args)?;
+    assert_eq!(out.trim(), format!("{name}@{seeded}"));
+    assert_eq!(stored_digest(&f, &store, &name)?, seeded);
+
+    // Push to another repository: the blobs are mounted, the digest is the same.
+    let target = format!("{host}/copy/busybox:2");
+    let mut args = vec!["image", "push", "--store", &store];
+    args.extend(insecure);
+    args.extend([name.as_str(), target.as_str()]);
+    let out = f.run(&args)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 mounted"), "{stderr}");
+    assert_eq!(inspect_digest(&format!("docker://{target}"))?, seeded);
+
+    // A second push finds everything there.
+    let out = f.run(&args)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("0 blobs uploaded, 0 mounted, 2 already there"),
+        "{stderr}"
+    );
+
+    // skopeo copies what we pushed; a fresh store pulls it with the same content.
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{target}"),
+        &format!("oci:{}:x", f.path("skopeo-layout").display()),
+    ])?;
+    let fresh = f.store("fresh");
+    let mut args = vec!["image", "pull", "--store", &fresh];
+    args.extend(insecure);
+    args.push(&target);
+    f.ok(&args)?;
+    assert_eq!(stored_digest(&f, &fresh, &target)?, seeded);
+    Ok(())
+}
+
+#[test]
+fn build_from_a_registry_image_and_push_the_result() -> Result<()> {
+    let reg = Registry::start()?;
+    let f = Fixture::new()?;
+    let host = reg.host();
+    seed(&format!("docker://{host}/base/busybox:latest"))?;
+    let base = inspect_raw(&format!("docker://{host}/base/busybox:latest"))?;
+
+    let ctx = f.path("ctx");
+    fs::create_dir_all(&ctx)?;
+    fs::write(ctx.join("hello.txt"), "hello from the registry test\n")?;
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {host}/base/busybox\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n"
+        ),
+    )?;
+    let store = f.store("store");
+    let target = format!("{host}/built/app:v1");
+    let ctx_s = ctx.display().to_string();
+    let out = f.ok(&[
+        "--store",
+        &store,
+        "--insecure-registry",
+        host,
+        "--progress",
+        "plain",
+        "-t",
+        &target,
+        "--push",
+        &ctx_s,
+    ])?;
+    let built = out.trim().to_owned();
+    assert_eq!(inspect_digest(&format!("docker://{target}"))?, built);
+    let pushed = inspect_raw(&format!("docker://{target}"))?;
+    let layers = layer_digests(&pushed);
+    assert_eq!(layers.len(), 2, "{pushed}");
+    assert_eq!(layers[0], layer_digests(&base)[0]);
+    // The built layer went up as the store has it: zstd.
+    assert_eq!(
+        pushed["layers"][1]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+
+    // --output type=registry,name=... pushes too; a failing push fails the command.
+    let other = format!("{host}/built/other:v2");
+    f.ok(&[
+        "--store",
+        &store,
+        "--insecure-registry",
+        host,
+        "--output",
+        &format!("type=registry,name={other}"),
+        &ctx_s,
+    ])?;
+    assert_eq!(inspect_digest(&format!("docker://{other}"))?, built);
+    let err = f.fails(&["--store", &store, "-t", &target, "--push", &ctx_s])?;
+    assert!(err.contains(&format!("https://{host}/v2/")), "{err}");
+    Ok(())
+}
+
+#[test]
+fn basic_auth_with_htpasswd() -> Result<()> {
+    let reg = Registry::start_with_htpasswd("tester", "s3cret")?;
+    let f = Fixture::new()?;
+    let host = reg.host();
+    let store = f.store("store");
+    let archive = busybox_archive()?.display().to_string();
+    f.ok(&["image", "load", "--store", &store, "-i", &archive])?;
+    let target = format!("{host}/auth/busybox:1");
+    let push = [
+        "image",
+        "push",
+        "--store",
+        &store,
+        "--insecure-registry",
+        host,
+        skiff_integration::image::IMAGE_REF,
+        &target,
+    ];
+
+    let err = f.fails(&push)?;
+    assert!(err.contains("authentication required"), "{err}");
+
+    let login = |password: &str| -> Result<Output> {
+        let mut c = f.build_cmd(&[
+            "login",
+            host,
+            "-u",
+            "tester",
+            "--password-stdin",
+            "--insecure-registry",
+            host,
+        ]);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            writeln!(stdin, "{password}")?;
+        }
+        Ok(child.wait_with_output()?)
+    };
+    let out = login("wrong")?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rejected the credentials"), "{err}");
+    assert!(!f.path("docker-config/config.json").exists());
+
+    let out = login("s3cret")?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: Value = serde_json::from_slice(&fs::read(f.path("docker-config/config.json"))?)?;
+    assert!(config["auths"][host]["auth"].is_string(), "{config}");
+
+    f.ok(&push)?;
+    let fresh = f.store("fresh");
+    f.ok(&[
+        "image",
+        "pull",
+        "--store",
+        &fresh,
+        "--insecure-registry",
+        host,
+        &target,
+    ])?;
+    Ok(())
+}
+
+/// Loads the busybox image into a store at `dir` and returns the store's path.
+fn loaded_store(f: &Fixture, dir: &str) -> Result<String> {
+    let store = f.store(dir);
+    let archive = busybox_archive()?.display().to_string();
+    f.ok(&["image", "load", "--store", &store, "-i", &archive])?;
+    Ok(store)
+}
+
+#[test]
+fn image_commands_list_tag_history_save_remove() -> Result<()> {
+    let f = Fixture::new()?;
+    let store = loaded_store(&f, "store")?;
+    let name = skiff_integration::image::IMAGE_REF;
+    f.ok(&["image", "tag", "--store", &store, name, "copy:v1"])?;
+    let list = f.ok(&["image", "ls", "--store", &store])?;
+    assert!(list.contains(name) && list.contains("copy:v1"), "{list}");
+    let history = f.ok(&["image", "history", "--store", &store, "copy:v1"])?;
+    assert!(history.contains("skiff integration tests"), "{history}");
+    let saved = f.path("saved.tar");
+    let saved_s = saved.display().to_string();
+    f.ok(&[
+        "image", "save", "--store", &store, "-o", &saved_s, "copy:v1",
+    ])?;
+    skopeo(&["inspect", &format!("oci-archive:{saved_s}")])?;
+    f.ok(&["image", "rm", "--store", &store, "copy:v1"])?;
+    let list = f.ok(&["image", "ls", "--store", &store])?;
+    assert!(!list.contains("copy:v1"), "{list}");
+    let err = f.fails(&["image", "rm", "--store", &store, "copy:v1"])?;
+    assert!(err.contains("copy:v1"), "{err}");
+    Ok(())
+}
