@@ -100,6 +100,26 @@ pub struct Cli {
     /// Network for RUN steps: none (an empty namespace) or host. `default` means none.
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     pub network: NetworkArg,
+
+    /// Push the image to its registry under each -t name (HOST[:PORT]/REPO:TAG) after the
+    /// build; the same as --output type=registry.
+    #[arg(long)]
+    pub push: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How to reach registries (pulls of FROM images the store lacks, pushes, login).
+/// Credentials come from docker's config file ($DOCKER_CONFIG/config.json, else
+/// ~/.docker/config.json: `auths` entries and credential helpers), as `skiff-build login`
+/// writes them.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP, not HTTPS, to this registry (HOST[:PORT] as in image names;
+    /// repeatable). For registries on loopback or a trusted network only.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,9 +128,38 @@ pub enum Command {
     /// then the layer blobs no image in the store references, and report what was freed.
     /// The blob sweep waits for running builds to finish.
     Prune(PruneArgs),
-    /// Work with images in the store.
+    /// Work with images in the store, and pull or push them.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Log in to a registry: check the credentials against it and save them in docker's
+    /// config file (`auths`), where pulls and pushes find them.
+    Login(LoginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry: HOST[:PORT] (docker.io when left out).
+    #[arg(default_value = skiff_specs::registry::DOCKER_HUB)]
+    pub registry: String,
+
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub username: String,
+
+    /// The password (prefer --password-stdin: command lines are visible to others).
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "PASSWORD",
+        conflicts_with = "password_stdin"
+    )]
+    pub password: Option<String>,
+
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +169,117 @@ pub enum ImageCommand {
     /// with Docker's default security profile: its capabilities, masked /proc paths and a
     /// seccomp filter). Run it with `skiff run --bundle BUNDLE ID`.
     Unpack(UnpackArgs),
+    /// List the images in the store: name, manifest digest, creation time and size.
+    #[command(visible_alias = "ls")]
+    List(StoreArgs),
+    /// Give an image of the store another name.
+    Tag(TagArgs),
+    /// Remove names (or, given a digest, every name of that image) from the store; the
+    /// content goes at the next prune.
+    #[command(visible_alias = "rm")]
+    Remove(RemoveArgs),
+    /// Show an image: its manifest descriptor, manifest and config, as JSON.
+    Inspect(ImageArgs),
+    /// Show the steps that made an image, newest first, like `docker history`.
+    History(ImageArgs),
+    /// Write images to an archive: OCI (the default) or `docker load` format.
+    Save(SaveArgs),
+    /// Add the images of an OCI or docker archive to the store.
+    Load(LoadArgs),
+    /// Pull an image from its registry into the store (the host's platform of a
+    /// multi-platform image), named by its full reference, e.g.
+    /// docker.io/library/busybox:latest.
+    Pull(PullArgs),
+    /// Push an image of the store to a registry.
+    Push(PushArgs),
+    /// Remove the images that have no name, then every blob no image uses.
+    Prune(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The image store.
+    #[arg(long, value_name = "DIR", default_value = skiff_specs::store::DEFAULT_STORE_ROOT)]
+    pub store: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The image: NAME[:TAG] or a manifest digest.
+    pub image: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image: NAME[:TAG] or a manifest digest.
+    pub source: String,
+    /// The new name, NAME[:TAG].
+    pub target: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Names or digests.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The images: names or digests.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// The archive to write.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// oci, or docker for `docker load` (layers as they are in the store).
+    #[arg(long, value_enum, default_value_t = ArchiveFormat::Oci)]
+    pub format: ArchiveFormat,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchiveFormat {
+    Oci,
+    Docker,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The archive (OCI or docker, optionally gzipped).
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// [REGISTRY/]REPOSITORY[:TAG][@DIGEST]; a short name is Docker Hub's.
+    pub image: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image in the store: NAME[:TAG] or a digest.
+    pub image: String,
+    /// Where to push it, REGISTRY/REPOSITORY[:TAG] [default: the image's name].
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,34 @@ impl Output {
     }
 }
 
+/// `--output type=registry[,name=NAME]` (or BuildKit's `type=image,name=NAME,push=true`):
+/// push the image, to NAME or else to its -t names. None when `spec` is another output.
+pub fn registry_output(spec: &str) -> Option<Result<Option<String>>> {
+    let fields: Vec<(&str, &str)> = spec
+        .split(',')
+        .map(|f| f.split_once('=').unwrap_or((f, "")))
+        .collect();
+    let kind = fields.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v);
+    let push = fields.contains(&("push", "true"));
+    if !(kind == Some("registry") || kind == Some("image") && push) {
+        return None;
+    }
+    let mut name = None;
+    for (k, v) in &fields {
+        match *k {
+            "type" | "push" => {}
+            "name" if !v.is_empty() => name = Some((*v).to_owned()),
+            _ => {
+                return Some(Err(BuildError::Option {
+                    option: "--output",
+                    reason: format!("{spec:?}: unknown field {k:?} (type=registry takes name=)"),
+                }))
+            }
+        }
+    }
+    Some(Ok(name))
+}
+
 /// Where a named build context's image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContextSource {
@@ -237,6 +265,19 @@ mod tests {
         );
         assert!(Output::parse("type=registry,dest=x").is_err());
         assert!(Output::parse("type=oci").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn registry_outputs() -> Result<()> {
+        assert!(registry_output("type=oci,dest=x").is_none());
+        assert!(registry_output("type=image,name=a").is_none());
+        assert_eq!(registry_output("type=registry").transpose()?, Some(None));
+        assert_eq!(
+            registry_output("type=image,name=h:5000/a:1,push=true").transpose()?,
+            Some(Some("h:5000/a:1".to_owned()))
+        );
+        assert!(registry_output("type=registry,dest=x").is_some_and(|r| r.is_err()));
         Ok(())
     }
 
