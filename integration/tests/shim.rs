@@ -135,3 +135,215 @@ fn detached_task_exec_tty_ps_pause_metrics_kill() -> Result<()> {
     ])?;
     c.assert_clean_soon()
 }
+
+/// `ctr events` in the background, killed when dropped.
+struct Events {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Events {
+    fn start(c: &ShimContainerd) -> Result<Self> {
+        let out = c.tmp.path().join("events.log");
+        let file = std::fs::File::create(&out)?;
+        let mut cmd = c.cmd(["events"]);
+        cmd.stdout(file).stderr(std::process::Stdio::null());
+        let child = cmd.spawn()?;
+        // ctr subscribes asynchronously; give it a moment to be listening.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Ok(Self { child, out })
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// The topics of the events that mention `needle`, in order.
+    fn topics(&self, needle: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("/tasks/")))
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A memory limit, then a shell that doubles a string until the kernel kills
+/// it: the shim reports TaskOOM (cgroup v1 eventfd or v2 memory.events), and
+/// task and exec events come in containerd's order.
+#[test]
+fn oom_and_event_order() -> Result<()> {
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    let events = Events::start(&c)?;
+
+    c.run_detached("evs", &[image, "evs", "sleep", "100"])?;
+    let out = c.exec("evs", "ex1", &["true"])?;
+    if !out.status.success() {
+        bail!("exec: {}: {}", out.status, text(&out.stderr));
+    }
+    c.ok(["task", "kill", "--signal", "SIGKILL", "evs"])?;
+    c.wait_task("evs", "STOPPED")?;
+    c.ok(["task", "delete", "evs"])?;
+
+    let out = c.ctr_run(
+        "oom",
+        &[
+            "--rm",
+            "--memory-limit",
+            "33554432",
+            image,
+            "oom",
+            "sh",
+            "-c",
+            "x=0123456789; while :; do x=$x$x; done",
+        ],
+    )?;
+    if out.status.code() != Some(137) {
+        bail!(
+            "the memory hog ended with {} (want 137, SIGKILL): {}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    skiff_integration::wait_until(5, "the OOM event", || {
+        events.topics("\"oom\"").iter().any(|t| t == "/tasks/oom")
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; events:\n{}", events.text()))?;
+
+    let want = [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/exit",
+        "/tasks/exit",
+        "/tasks/delete",
+    ];
+    let got = events.topics("\"evs\"");
+    if got != want {
+        bail!("events of evs: {got:?}, want {want:?}\n{}", events.text());
+    }
+    c.ok(["container", "delete", "evs"])?;
+    c.assert_clean_soon()
+}
+
+/// containerd restarts while a task runs: it reconnects to the shim, which
+/// kept the container and its IO, and the task can still be used.
+#[test]
+fn containerd_restart_readopts_running_task() -> Result<()> {
+    let mut c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    c.run_detached("keep", &[image, "keep", "sleep", "100"])?;
+    let pid = c.task_pid("keep")?;
+    let shims = c.shims();
+    c.restart()?;
+    c.wait_task("keep", "RUNNING")?;
+    if c.task_pid("keep")? != pid || c.shims() != shims {
+        bail!(
+            "after the restart: pid {} (was {pid}), shims {:?} (were {shims:?})",
+            c.task_pid("keep")?,
+            c.shims()
+        );
+    }
+    let out = c.exec("keep", "after", &["echo", "still here"])?;
+    if text(&out.stdout) != "still here\n" {
+        bail!(
+            "exec after restart: {}, {:?} {:?}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    c.ok(["task", "kill", "--signal", "SIGKILL", "keep"])?;
+    c.wait_task("keep", "STOPPED")?;
+    c.ok(["task", "delete", "keep"])?;
+    c.ok(["container", "delete", "keep"])?;
+    c.assert_clean_soon()
+}
+
+/// The Rust runc shim leaks a shim process after an exec; ours must not.
+#[test]
+fn exec_then_kill_and_delete_leaves_no_shim() -> Result<()> {
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    c.run_detached("leak", &[image, "leak", "sleep", "100"])?;
+    if c.shims().len() != 1 {
+        bail!("want one shim, found {:?}", c.shims());
+    }
+    let out = c.exec("leak", "e0", &["echo", "x"])?;
+    if text(&out.stdout) != "x\n" {
+        bail!("exec: {}: {}", out.status, text(&out.stderr));
+    }
+    // A second exec still running when the task is killed.
+    let fifo = c.tmp.path().join("fifo");
+    let fifo = fifo.to_string_lossy();
+    c.ok([
+        "task",
+        "exec",
+        "--detach",
+        "--exec-id",
+        "e1",
+        "--fifo-dir",
+        &fifo,
+        "leak",
+        "sleep",
+        "1000",
+    ])?;
+    c.ok(["task", "kill", "--all", "--signal", "SIGKILL", "leak"])?;
+    c.wait_task("leak", "STOPPED")?;
+    c.ok(["task", "delete", "leak"])?;
+    c.ok(["container", "delete", "leak"])?;
+    skiff_integration::wait_until(5, "the shim to exit", || c.shims().is_empty())?;
+    c.assert_clean()
+}
+
+#[test]
+fn twenty_containers_in_parallel() -> Result<()> {
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let c = &c;
+                s.spawn(move || -> Result<()> {
+                    let id = format!("par{i}");
+                    let msg = format!("n{i}");
+                    let out = c.ctr_run(&id, &["--rm", image, &id, "echo", &msg])?;
+                    if !out.status.success() || text(&out.stdout) != format!("{msg}\n") {
+                        bail!(
+                            "{id}: {}, stdout {:?}, stderr {:?}",
+                            out.status,
+                            text(&out.stdout),
+                            text(&out.stderr)
+                        );
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked")))
+            })
+            .collect()
+    });
+    let failed: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+        .collect();
+    if !failed.is_empty() {
+        bail!("{} of 20 failed:\n{}", failed.len(), failed.join("\n"));
+    }
+    c.assert_clean_soon()
+}
