@@ -17,7 +17,7 @@ use crate::options::Output;
 /// The image config of a finished stage.
 pub fn image_config(state: &StageState, created: &str) -> ImageConfig {
     ImageConfig {
-        created: Some(created.to_owned()),
+        created: Some(state.created.as_deref().unwrap_or(created).to_owned()),
         author: state.author.clone(),
         architecture: state.architecture.clone(),
         os: state.os.clone(),
@@ -51,19 +51,43 @@ pub fn write_image(
     tags: &[String],
 ) -> Result<Descriptor> {
     let config = image_config(state, created);
-    let config_desc = store.put_json(OCI_CONFIG, &config)?;
+    let config_desc = put_json(store, OCI_CONFIG, serde_json::to_vec(&config))?;
     let manifest = ImageManifest::new_oci(
         config_desc,
         state.layers.iter().map(|l| l.blob.clone()).collect(),
     );
-    let manifest_desc = store.put_json(OCI_MANIFEST, &manifest)?;
+    let manifest_desc = put_json(store, OCI_MANIFEST, serde_json::to_vec(&manifest))?;
     if tags.is_empty() {
         store.add_unnamed(&manifest_desc)?;
     }
+    // A rebuild that made the same image leaves the index alone.
+    let named: Vec<_> = store
+        .list()?
+        .into_iter()
+        .filter(|i| i.descriptor.digest == manifest_desc.digest)
+        .filter_map(|i| i.name)
+        .collect();
     for tag in tags {
-        store.tag(&normalize_tag(tag), &manifest_desc)?;
+        let name = normalize_tag(tag);
+        if !named.contains(&name) {
+            store.tag(&name, &manifest_desc)?;
+        }
     }
     Ok(manifest_desc)
+}
+
+/// Stores serialized JSON as `Store::put_json` does, without writing (and syncing) a
+/// blob the store already has: a cached rebuild makes the same config and manifest.
+fn put_json(
+    store: &Store,
+    media_type: &str,
+    json: serde_json::Result<Vec<u8>>,
+) -> Result<Descriptor> {
+    let bytes = json.map_err(|e| BuildError::step("exporting", e.to_string()))?;
+    let digest = Digest::sha256_of(&bytes);
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    let (digest, size) = store.put_blob(&bytes[..], Some(&digest), Some(size))?;
+    Ok(Descriptor::new(media_type, digest, size))
 }
 
 /// Writes one --output. `reference` names the image in the store.

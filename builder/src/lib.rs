@@ -13,6 +13,7 @@ pub mod plan;
 pub mod progress;
 pub mod prune;
 pub mod registry;
+mod scratch;
 mod workdir;
 
 use std::fs;
@@ -72,6 +73,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
     // Keep the store's gc away from blobs written before the image names them.
     let _lease = store.lease()?;
     let work = workdir::create(&opts.runtime)?;
+    // Dropped before `work`: unmounted before the directory is removed.
+    let _scratch = scratch::Tmpfs::mount(work.path());
     let (created, clamp) = created()?;
     let exec = execute::Executor::new(
         opts,

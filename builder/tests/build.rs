@@ -1356,3 +1356,34 @@ fn layers_are_zstd_by_default_gzip_on_request_and_in_docker_archives() -> Result
     f.build(&["--compression", "gzip", "--compression-level", "9"])?;
     Ok(())
 }
+
+#[test]
+fn fully_cached_rebuild_is_the_same_image_without_source_date_epoch() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("a.txt", "a\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nENV A=1\nCOPY a.txt /\nRUN echo x > /x\nLABEL l=1\nCMD [\"true\"]\n",
+    )?;
+    let (first, _) = f.build_env(&["-t", "one"], &[])?;
+    let (second, progress) = f.build_env(&["-t", "two"], &[])?;
+    assert_eq!(steps_with(&progress, "CACHED").len(), 2, "{progress}");
+    assert_eq!(first, second, "{progress}");
+
+    // Every history entry has the time its step first ran; the image is as old as the last.
+    let config = f.image("two")?.config;
+    let history = config.history.clone().unwrap_or_default();
+    assert_eq!(history.len(), 5);
+    let times: Vec<_> = history.iter().map(|h| h.created.clone()).collect();
+    assert!(times.iter().all(Option::is_some), "{times:?}");
+    assert_eq!(config.created, times[4]);
+
+    // An edit reruns the COPY and what follows: a new time, a new image.
+    f.write("a.txt", "b\n")?;
+    let (third, progress) = f.build_env(&["-t", "three"], &[])?;
+    assert!(steps_with(&progress, "CACHED").is_empty(), "{progress}");
+    assert_ne!(first, third);
+    let newer = f.image("three")?.config.created;
+    assert!(newer > config.created, "{newer:?} {:?}", config.created);
+    Ok(())
+}

@@ -19,6 +19,9 @@ use super::stat_cache::write_atomic;
 pub struct Entry {
     /// The layer and its diff_id; None when the step changed no files.
     pub layer: Option<(Descriptor, Digest)>,
+    /// When the step ran (RFC 3339): a cached step keeps this time in the image history,
+    /// so a fully cached rebuild makes the same image.
+    pub created: Option<String>,
 }
 
 /// The cache directory beside the store (shared with cache mounts' parent).
@@ -85,7 +88,8 @@ impl Cache {
                 Some((blob, diff_id))
             }
         };
-        Some(Entry { layer })
+        let created = v["created"].as_str().map(str::to_owned);
+        Some(Entry { layer, created })
     }
 
     /// Records `entry` for `key`.
@@ -94,7 +98,7 @@ impl Cache {
             None => Value::Null,
             Some((blob, diff_id)) => json!({"blob": blob, "diff_id": diff_id.to_string()}),
         };
-        let doc = json!({"key": key.to_string(), "layer": layer});
+        let doc = json!({"key": key.to_string(), "layer": layer, "created": entry.created});
         write_atomic(&self.path(key), doc.to_string().as_bytes())
     }
 }

@@ -77,6 +77,8 @@ pub struct StageState {
     step: Option<Step>,
     /// Whether the last step came from the build cache.
     hit: bool,
+    /// The image's `created`, once the build settled it (else the build's time).
+    pub created: Option<String>,
 }
 
 /// Finished stages, shared by the stage threads.
@@ -198,10 +200,17 @@ impl<'a> Executor<'a> {
         if let Err(e) = self.stat.save() {
             eprintln!("skiff-build: warning: saving the context stat cache: {e}");
         }
-        lock(&self.results)
+        let mut state = lock(&self.results)
             .done
             .remove(&self.plan.target)
-            .ok_or_else(|| BuildError::step("build", "the target stage was not built"))
+            .ok_or_else(|| BuildError::step("build", "the target stage was not built"))?;
+        settle_times(&mut state.history, &self.created);
+        // The image is as old as its newest history entry (so a fully cached rebuild is the
+        // same image); SOURCE_DATE_EPOCH, when set, is the time of everything.
+        if self.clamp.is_none() {
+            state.created = state.history.last().and_then(|h| h.created.clone());
+        }
+        Ok(state)
     }
 
     /// Waits for the stage's dependencies, builds it and publishes the result.
@@ -329,6 +338,7 @@ impl<'a> Executor<'a> {
                     cmd_set: false,
                     step: None,
                     hit: false,
+                    created: None,
                     key: key_of(&["scratch"]),
                 }
             }
@@ -361,6 +371,7 @@ impl<'a> Executor<'a> {
                     cmd_set: false,
                     step: None,
                     hit: false,
+                    created: None,
                     key: key_of(&["image", &image.manifest.to_string()]),
                 }
             }
@@ -426,13 +437,25 @@ impl<'a> Executor<'a> {
         Ok(layers.iter().map(|l| l.dir.clone()).collect())
     }
 
+    /// A history entry for a step that changes only the config: its time is settled when
+    /// the build ends ([`settle_times`]).
     fn history(&self, state: &mut StageState, inst: &Located<Instruction>, empty: bool) {
+        self.history_at(state, inst, empty, None);
+    }
+
+    fn history_at(
+        &self,
+        state: &mut StageState,
+        inst: &Located<Instruction>,
+        empty: bool,
+        created: Option<String>,
+    ) {
         let suffix = match inst.value {
             Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) => " # buildkit",
             _ => "",
         };
         state.history.push(History {
-            created: Some(self.created.clone()),
+            created,
             created_by: Some(format!("{}{suffix}", inst.source)),
             comment: Some("buildkit.dockerfile.v0".to_owned()),
             empty_layer: empty.then_some(true),
@@ -733,12 +756,17 @@ impl<'a> Executor<'a> {
             state.key = key_of(&[&state.key.to_string(), &format!("clamp {clamp}")]);
         }
         if let Some(entry) = self.cache.get(self.store, &state.key) {
+            // The time the step first ran (SOURCE_DATE_EPOCH wins).
+            let created = match (self.clamp, entry.created) {
+                (None, Some(t)) => t,
+                _ => self.created.clone(),
+            };
             match entry.layer {
-                None => self.history(state, inst, true),
+                None => self.history_at(state, inst, true, Some(created)),
                 Some((blob, diff_id)) => {
                     let dir = self.layer_dir(&blob);
                     state.layers.push(Layer { blob, diff_id, dir });
-                    self.history(state, inst, false);
+                    self.history_at(state, inst, false, Some(created));
                 }
             }
             state.hit = true;
@@ -754,14 +782,22 @@ impl<'a> Executor<'a> {
         change(&dir, &snap.merged)?;
         snap.unmount()?;
         diff::prune_unchanged_dirs(&snap.upper, &lowers)?;
+        let created = Some(self.created.clone());
         if diff::is_empty(&snap.upper)? {
-            self.history(state, inst, true);
-            self.record(&state.key, cache::Entry { layer: None });
+            self.history_at(state, inst, true, created.clone());
+            self.record(
+                &state.key,
+                cache::Entry {
+                    layer: None,
+                    created,
+                },
+            );
             return Ok(());
         }
         let layer = diff::write_layer(self.store, &snap.upper, self.clamp, self.opts.compression)?;
         let entry = cache::Entry {
             layer: Some((layer.descriptor.clone(), layer.diff_id.clone())),
+            created: created.clone(),
         };
         self.record(&state.key, entry);
         state.layers.push(Layer {
@@ -769,7 +805,7 @@ impl<'a> Executor<'a> {
             diff_id: layer.diff_id,
             dir: snap.upper.clone(),
         });
-        self.history(state, inst, false);
+        self.history_at(state, inst, false, created);
         Ok(())
     }
 }
@@ -892,6 +928,38 @@ impl Executor<'_> {
             h.update(b"\0");
         }
         Ok(h.finish().to_string())
+    }
+}
+
+/// Gives the history entries of config-only steps (no time yet) one, as BuildKit does:
+/// those before the build's first timed step get that step's time, later ones the time of
+/// the timed step before them; `fallback` when no entry has a time. The times of steps come
+/// from the cache when they were cached, so a rebuild settles on the same times.
+fn settle_times(history: &mut [History], fallback: &str) {
+    let mut gap = false;
+    let mut current = None;
+    for h in history.iter() {
+        match &h.created {
+            Some(t) => {
+                current = Some(t.clone());
+                if gap {
+                    break;
+                }
+            }
+            None => gap = true,
+        }
+    }
+    let mut current = current.unwrap_or_else(|| fallback.to_owned());
+    let mut gap = false;
+    for h in history.iter_mut() {
+        match &h.created {
+            Some(t) if gap => current = t.clone(),
+            Some(_) => {}
+            None => {
+                gap = true;
+                h.created = Some(current.clone());
+            }
+        }
     }
 }
 

@@ -1,0 +1,43 @@
+//! The build's scratch space in memory: a private tmpfs mounted over the work dir. Steps
+//! create and the end of the build deletes thousands of files there (snapshot upper dirs,
+//! unpacked layers); on a disk filesystem that costs seconds (ext4 without a journal even
+//! skips recently freed inodes one by one when allocating), on tmpfs it costs little and
+//! the cleanup is one unmount. The size cap is tmpfs' default, half of the RAM. When the
+//! mount is refused the build uses the directory as it is.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+/// A tmpfs over a directory, detached on drop (before the directory itself is removed).
+#[derive(Debug)]
+pub struct Tmpfs {
+    dir: Option<PathBuf>,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs on `dir`; a refused mount leaves `dir` as it is.
+    pub fn mount(dir: &Path) -> Tmpfs {
+        let mounted = mount(
+            Some("skiff-build"),
+            dir,
+            Some("tmpfs"),
+            // No nosuid/nodev: what steps make here (whiteout devices, setuid files) must
+            // behave as on disk.
+            MsFlags::empty(),
+            Some("mode=0700"),
+        );
+        Tmpfs {
+            dir: mounted.is_ok().then(|| dir.to_path_buf()),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            // Detach: overlay mounts of steps still below go with it.
+            let _ = umount2(dir, MntFlags::MNT_DETACH);
+        }
+    }
+}
