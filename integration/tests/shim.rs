@@ -347,3 +347,36 @@ fn twenty_containers_in_parallel() -> Result<()> {
     }
     c.assert_clean_soon()
 }
+
+/// The shim dies (SIGKILL): containerd runs `containerd-shim-skiff-v2 delete`,
+/// which force-deletes the container and unmounts its rootfs, and the task is
+/// gone. Also prints the idle shim's RSS.
+#[test]
+fn dead_shim_is_cleaned_up_by_delete_action() -> Result<()> {
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    c.run_detached("dead", &[image, "dead", "sleep", "100"])?;
+    let shims = c.shims();
+    let [shim] = shims.as_slice() else {
+        bail!("want one shim, found {shims:?}");
+    };
+    let status = std::fs::read_to_string(format!("/proc/{shim}/status"))?;
+    if let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS")) {
+        eprintln!("idle shim {rss}");
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(*shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    // containerd notices the closed connection, runs the delete action and
+    // drops the task.
+    skiff_integration::wait_until(10, "containerd to drop the task", || {
+        matches!(c.task_status("dead"), Ok(None))
+    })?;
+    skiff_integration::wait_until(10, "the shim's delete action", || {
+        c.calls().contains("delete --force dead")
+    })
+    .map_err(|e| anyhow::anyhow!("{e}\ncontainerd log:\n{}", c.log()))?;
+    c.ok(["container", "delete", "dead"])?;
+    c.assert_clean_soon()
+}
