@@ -3,14 +3,22 @@
 //! image, basic auth, an interrupted push.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use skiff_integration::bin;
 use skiff_integration::image::busybox_archive;
 use skiff_integration::registry::{skopeo, Registry};
+use skiff_specs::archive::import_archive;
+use skiff_specs::registry;
+use skiff_specs::{Platform, Store};
 use tempfile::TempDir;
 
 /// A test's own directories: stores, docker config, build context; removed on drop.
@@ -273,7 +281,6 @@ fn basic_auth_with_htpasswd() -> Result<()> {
             .stderr(std::process::Stdio::piped());
         let mut child = c.spawn()?;
         if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
             writeln!(stdin, "{password}")?;
         }
         Ok(child.wait_with_output()?)
@@ -336,5 +343,135 @@ fn image_commands_list_tag_history_save_remove() -> Result<()> {
     assert!(!list.contains("copy:v1"), "{list}");
     let err = f.fails(&["image", "rm", "--store", &store, "copy:v1"])?;
     assert!(err.contains("copy:v1"), "{err}");
+    Ok(())
+}
+
+/// A TCP proxy in front of the registry that, while `cutting` is set, cuts a connection
+/// once more than `limit` bytes went upstream on it (an upload broken off mid-layer).
+struct CuttingProxy {
+    addr: String,
+    cutting: Arc<AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+    patches: Arc<AtomicUsize>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: &str, limit: usize, once: bool) -> Result<CuttingProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let proxy = CuttingProxy {
+            addr: listener.local_addr()?.to_string(),
+            cutting: Arc::new(AtomicBool::new(true)),
+            cuts: Arc::new(AtomicUsize::new(0)),
+            patches: Arc::new(AtomicUsize::new(0)),
+        };
+        let (cutting, cuts, patches) = (
+            proxy.cutting.clone(),
+            proxy.cuts.clone(),
+            proxy.patches.clone(),
+        );
+        let upstream = upstream.to_owned();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (cutting, cuts, patches) = (cutting.clone(), cuts.clone(), patches.clone());
+                let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut &server2, &mut &client2);
+                    let _ = client2.shutdown(Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let mut sent = 0;
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = match (&client).read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        patches.fetch_add(
+                            buf[..n].windows(10).filter(|w| w == b"PATCH /v2/").count(),
+                            Ordering::Relaxed,
+                        );
+                        sent += n;
+                        if sent > limit && cutting.load(Ordering::Relaxed) {
+                            cuts.fetch_add(1, Ordering::Relaxed);
+                            if once {
+                                cutting.store(false, Ordering::Relaxed);
+                            }
+                            break;
+                        }
+                        if (&server).write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server.shutdown(Shutdown::Both);
+                    let _ = client.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        Ok(proxy)
+    }
+}
+
+fn library_client(f: &Fixture, insecure: &str) -> registry::Client {
+    registry::Client::new(registry::ClientOptions {
+        insecure: vec![insecure.to_owned()],
+        parallel: 1,
+        chunk_size: 256 << 10,
+        docker_config: Some(f.path("docker-config/config.json")),
+        backoff: Duration::from_millis(10),
+        ..registry::ClientOptions::default()
+    })
+}
+
+#[test]
+fn chunked_push_cut_midway_restarts_and_a_failed_push_reruns() -> Result<()> {
+    let reg = Registry::start()?;
+    let f = Fixture::new()?;
+    let store = Store::open(f.path("store"))?;
+    import_archive(&store, &busybox_archive()?, None, None)?;
+    let image = store.resolve(skiff_integration::image::IMAGE_REF)?;
+
+    // Cut once: the upload starts again in the same run, in 256 KiB PATCH chunks.
+    let proxy = CuttingProxy::start(reg.host(), 400_000, true)?;
+    let client = library_client(&f, &proxy.addr);
+    let target = registry::Reference::parse(&format!("{}/chunked/busybox:1", proxy.addr))?;
+    let pushed = registry::push(&client, &store, &image, &target)?;
+    assert_eq!(proxy.cuts.load(Ordering::Relaxed), 1);
+    assert!(proxy.patches.load(Ordering::Relaxed) >= 4);
+    assert_eq!(pushed.digest.as_ref(), Some(&image.digest));
+    assert_eq!(
+        inspect_digest(&format!("docker://{}/chunked/busybox:1", reg.host()))?,
+        image.digest.to_string()
+    );
+
+    // Cut every time: the push fails and names no manifest; the rerun completes.
+    let proxy = CuttingProxy::start(reg.host(), 400_000, false)?;
+    let client = library_client(&f, &proxy.addr);
+    let target = registry::Reference::parse(&format!("{}/rerun/busybox:1", proxy.addr))?;
+    let err = registry::push(&client, &store, &image, &target);
+    assert!(err.is_err(), "{err:?}");
+    assert!(skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}/rerun/busybox:1", reg.host())
+    ])
+    .is_err());
+    proxy.cutting.store(false, Ordering::Relaxed);
+    let pushed = registry::push(&client, &store, &image, &target)?;
+    assert_eq!(pushed.digest.as_ref(), Some(&image.digest));
+
+    // What we pushed pulls back, verified, into a fresh store.
+    let fresh = Store::open(f.path("fresh"))?;
+    let pulled = registry::pull(
+        &library_client(&f, reg.host()),
+        &fresh,
+        &registry::Reference::parse(&format!("{}/rerun/busybox:1", reg.host()))?,
+        &Platform::host(),
+    )?;
+    assert_eq!(pulled.manifest.digest, image.digest);
     Ok(())
 }

@@ -64,18 +64,15 @@ fn keys_match(key: &str, registry: &str) -> bool {
 }
 
 /// Credentials for `registry` (as in a reference: `docker.io`, `host:port`), if the config
-/// file has any. A broken config file or a failing helper is an error, not "no
+/// file at `path` has any. A broken config file or a failing helper is an error, not "no
 /// credentials": a silent anonymous fallback would hide the cause of a later 401.
-pub fn lookup(registry: &str) -> Result<Option<Credentials>, RegistryError> {
-    let Some(path) = config_path() else {
-        return Ok(None);
-    };
-    let config = match read_config(&path)? {
+pub fn lookup(path: &Path, registry: &str) -> Result<Option<Credentials>, RegistryError> {
+    let config = match read_config(path)? {
         Some(c) => c,
         None => return Ok(None),
     };
     let bad = |reason: String| RegistryError::Credentials {
-        path: path.clone(),
+        path: path.to_owned(),
         reason,
     };
     let helper = config
@@ -200,10 +197,15 @@ pub fn login(
     registry: &str,
     credentials: &Credentials,
 ) -> Result<PathBuf, RegistryError> {
-    let path = config_path().ok_or_else(|| RegistryError::Credentials {
-        path: PathBuf::from("~/.docker/config.json"),
-        reason: "neither DOCKER_CONFIG nor HOME is set".to_owned(),
-    })?;
+    let path = client
+        .options()
+        .docker_config
+        .clone()
+        .or_else(config_path)
+        .ok_or_else(|| RegistryError::Credentials {
+            path: PathBuf::from("~/.docker/config.json"),
+            reason: "neither DOCKER_CONFIG nor HOME is set".to_owned(),
+        })?;
     client.check_login(registry, credentials)?;
     let bad = |reason: String| RegistryError::Credentials {
         path: path.clone(),

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct ClientOptions {
     pub chunk_size: u64,
     /// Credentials for every registry, instead of docker's config file.
     pub credentials: Option<Credentials>,
+    /// docker's config file to read credentials from [default: `$DOCKER_CONFIG/config.json`,
+    /// else `~/.docker/config.json`].
+    pub docker_config: Option<PathBuf>,
     /// First pause before a retry (doubled each time).
     pub backoff: Duration,
 }
@@ -44,6 +48,7 @@ impl Default for ClientOptions {
             parallel: 4,
             chunk_size: 64 << 20,
             credentials: None,
+            docker_config: None,
             backoff: Duration::from_millis(250),
         }
     }
@@ -95,7 +100,15 @@ impl Client {
     fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>, RegistryError> {
         match &self.options.credentials {
             Some(c) => Ok(Some(c.clone())),
-            None => credentials::lookup(registry),
+            None => match self
+                .options
+                .docker_config
+                .clone()
+                .or_else(credentials::config_path)
+            {
+                Some(path) => credentials::lookup(&path, registry),
+                None => Ok(None),
+            },
         }
     }
 
