@@ -13,11 +13,14 @@ use tracing::warn;
 
 use crate::events::timestamp;
 use crate::flags::Flags;
+use crate::logging;
 use crate::mount;
 use crate::options::Options;
 use crate::runtime::Runtime;
 
 pub fn run(flags: &Flags) -> Result<()> {
+    // containerd reads stdout (the response) and stderr apart here.
+    logging::init(flags.debug);
     let bundle = match &flags.bundle {
         Some(b) => PathBuf::from(b),
         None => std::env::current_dir().context("no bundle directory")?,

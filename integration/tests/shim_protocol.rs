@@ -1,0 +1,294 @@
+//! The shim binary's own protocol, without containerd: `start` answers a plain
+//! address or containerd 2.x's version 3 bootstrap JSON (and reuses a live
+//! shim), the server answers `containerd.task.v3.Task` and
+//! `containerd.task.v2.Task` on one socket (a small ttrpc client here), and
+//! `delete` prints a DeleteResponse.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use skiff_integration::shim::SHIM;
+use skiff_integration::{bin, pid_alive, skiff_bin, wait_until};
+
+/// ttrpc message types.
+const REQUEST: u8 = 1;
+const RESPONSE: u8 = 2;
+/// google.rpc codes.
+const NOT_FOUND: u64 = 5;
+const UNIMPLEMENTED: u64 = 12;
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn bytes_field(field: u64, data: &[u8], out: &mut Vec<u8>) {
+    varint(field << 3 | 2, out);
+    varint(data.len() as u64, out);
+    out.extend_from_slice(data);
+}
+
+/// Decodes the varint and length-delimited fields of a protobuf message.
+fn fields(mut b: &[u8]) -> Result<Vec<(u64, Vec<u8>, u64)>> {
+    fn read_varint(b: &mut &[u8]) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first().context("truncated varint")?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        bail!("varint too long")
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let tag = read_varint(&mut b)?;
+        match tag & 7 {
+            0 => out.push((tag >> 3, Vec::new(), read_varint(&mut b)?)),
+            2 => {
+                let n = read_varint(&mut b)? as usize;
+                if b.len() < n {
+                    bail!("truncated field");
+                }
+                out.push((tag >> 3, b[..n].to_vec(), 0));
+                b = &b[n..];
+            }
+            w => bail!("wire type {w} not handled"),
+        }
+    }
+    Ok(out)
+}
+
+/// One ttrpc call: Ok(payload) or Err((code, message)).
+fn call(
+    conn: &mut UnixStream,
+    stream: u32,
+    service: &str,
+    method: &str,
+    payload: &[u8],
+) -> Result<std::result::Result<Vec<u8>, (u64, String)>> {
+    let mut req = Vec::new();
+    bytes_field(1, service.as_bytes(), &mut req);
+    bytes_field(2, method.as_bytes(), &mut req);
+    bytes_field(3, payload, &mut req);
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&(req.len() as u32).to_be_bytes());
+    msg.extend_from_slice(&stream.to_be_bytes());
+    msg.extend_from_slice(&[REQUEST, 0]);
+    msg.extend_from_slice(&req);
+    conn.write_all(&msg)?;
+    let mut header = [0u8; 10];
+    conn.read_exact(&mut header)?;
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if header[8] != RESPONSE {
+        bail!("message type {} is not a response", header[8]);
+    }
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body)?;
+    let mut status = (0, String::new());
+    let mut payload = Vec::new();
+    for (f, data, _) in fields(&body)? {
+        match f {
+            1 => {
+                for (sf, sdata, sv) in fields(&data)? {
+                    match sf {
+                        1 => status.0 = sv,
+                        2 => status.1 = String::from_utf8_lossy(&sdata).into_owned(),
+                        _ => {}
+                    }
+                }
+            }
+            2 => payload = data,
+            _ => {}
+        }
+    }
+    Ok(if status.0 == 0 {
+        Ok(payload)
+    } else {
+        Err(status)
+    })
+}
+
+/// A shim started by the test: killed, and its socket removed, when dropped.
+struct StartedShim {
+    pid: i32,
+    socket: PathBuf,
+}
+
+impl Drop for StartedShim {
+    fn drop(&mut self) {
+        if pid_alive(self.pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn start_cmd(bundle: &Path, address: &Path, id: &str, max_version: Option<&str>) -> Command {
+    let mut cmd = Command::new(bin(SHIM));
+    cmd.args(["-namespace", "skiff-protocol-test", "-address"])
+        .arg(address)
+        .args(["-publish-binary", "/bin/true", "-id", id, "start"])
+        .current_dir(bundle)
+        .env_remove("TTRPC_ADDRESS")
+        .env_remove("MAX_SHIM_VERSION");
+    if let Some(v) = max_version {
+        cmd.env("MAX_SHIM_VERSION", v);
+    }
+    cmd
+}
+
+fn connect_request(id: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    bytes_field(1, id.as_bytes(), &mut b);
+    b
+}
+
+#[test]
+fn start_serves_task_v2_and_v3_on_one_socket() -> Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("skiff-shim-proto-")
+        .tempdir()?;
+    let bundle = tmp.path().join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    // A unique containerd address: the socket path is a hash of it.
+    let address = tmp.path().join("containerd.sock");
+    let id = "proto";
+
+    let out = start_cmd(&bundle, &address, id, Some("3")).output()?;
+    if !out.status.success() {
+        bail!(
+            "start: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("start printed {:?}", String::from_utf8_lossy(&out.stdout)))?;
+    let addr = reply["address"].as_str().unwrap_or_default().to_string();
+    let socket = PathBuf::from(addr.trim_start_matches("unix://"));
+    let pid: i32 = std::fs::read_to_string(bundle.join("shim.pid"))?
+        .trim()
+        .parse()?;
+    let shim = StartedShim { pid, socket };
+    if reply["version"] != 3
+        || reply["protocol"] != "ttrpc"
+        || !addr.starts_with("unix:///run/containerd/s/")
+    {
+        bail!("start with MAX_SHIM_VERSION=3 printed {reply}");
+    }
+    if std::fs::read_to_string(bundle.join("address"))? != addr {
+        bail!("the bundle's address file does not hold {addr}");
+    }
+
+    // A second start for the same container finds the live shim and, for a
+    // containerd before 2.0, prints the plain address.
+    let out = start_cmd(&bundle, &address, id, None).output()?;
+    if !out.status.success() || String::from_utf8_lossy(&out.stdout) != addr {
+        bail!(
+            "second start: {}, stdout {:?}, stderr {:?}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pid_now: i32 = std::fs::read_to_string(bundle.join("shim.pid"))?
+        .trim()
+        .parse()?;
+    if pid_now != pid {
+        bail!("a second shim was started ({pid_now}, first {pid})");
+    }
+
+    let mut conn = UnixStream::connect(&shim.socket)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    for (stream, service) in [
+        (1, "containerd.task.v3.Task"),
+        (3, "containerd.task.v2.Task"),
+    ] {
+        let resp = call(&mut conn, stream, service, "Connect", &connect_request(id))?
+            .map_err(|(code, msg)| anyhow::anyhow!("{service}/Connect: code {code}: {msg}"))?;
+        let shim_pid = fields(&resp)?.into_iter().find(|f| f.0 == 1).map(|f| f.2);
+        if shim_pid != Some(pid as u64) {
+            bail!("{service}/Connect: shim_pid {shim_pid:?}, want {pid}");
+        }
+    }
+    match call(
+        &mut conn,
+        5,
+        "containerd.task.v3.Task",
+        "Checkpoint",
+        &connect_request(id),
+    )? {
+        Err((UNIMPLEMENTED, _)) => {}
+        other => bail!("Checkpoint answered {other:?}, want UNIMPLEMENTED"),
+    }
+    match call(
+        &mut conn,
+        7,
+        "containerd.task.v2.Task",
+        "State",
+        &connect_request("nope"),
+    )? {
+        Err((NOT_FOUND, _)) => {}
+        other => bail!("State of an unknown task answered {other:?}, want NOT_FOUND"),
+    }
+    // Shutdown with no containers: the shim exits and removes its socket.
+    call(
+        &mut conn,
+        9,
+        "containerd.task.v3.Task",
+        "Shutdown",
+        &connect_request(id),
+    )?
+    .map_err(|(code, msg)| anyhow::anyhow!("Shutdown: code {code}: {msg}"))?;
+    wait_until(5, "the shim to exit", || !pid_alive(pid))?;
+    if shim.socket.exists() {
+        bail!("the shim left its socket {}", shim.socket.display());
+    }
+    Ok(())
+}
+
+#[test]
+fn delete_action_prints_a_killed_exit() -> Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("skiff-shim-del-")
+        .tempdir()?;
+    let bundle = tmp.path().join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    let opts = serde_json::json!({
+        "BinaryName": skiff_bin(),
+        "Root": tmp.path().join("state"),
+    });
+    std::fs::write(bundle.join("options.json"), opts.to_string())?;
+    let out = Command::new(bin(SHIM))
+        .args(["-namespace", "ns", "-id", "gone", "-bundle"])
+        .arg(&bundle)
+        .arg("delete")
+        .current_dir(&bundle)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "delete: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = fields(&out.stdout)?;
+    let status = got.iter().find(|f| f.0 == 2).map(|f| f.2);
+    if status != Some(137) || !got.iter().any(|f| f.0 == 3) {
+        bail!("DeleteResponse fields {got:?}: want exit_status 137 and exited_at");
+    }
+    Ok(())
+}
