@@ -6,6 +6,7 @@ PKGS=(
   busybox-static jq file time procps iproute2 # bundles, demo and test helpers
   runc crun podman containerd skopeo umoci    # peers and real clients in the tests
   docker-registry apache2-utils               # a loopback registry (htpasswd) for the registry tests
+  ca-certificates openssl                     # ADD https: the trust store; test certificates
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -206,6 +206,15 @@ impl Fixture {
     }
 
     fn try_build_args(&self, tag: &str, args: &[&str]) -> Result<(bool, String)> {
+        self.try_build_env(tag, args, &[])
+    }
+
+    fn try_build_env(
+        &self,
+        tag: &str,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<(bool, String)> {
         let out = Command::new(bin("skiff-build"))
             .env("TMPDIR", self.path("tmp"))
             // A proxy from the environment could not reach the loopback server.
@@ -215,6 +224,9 @@ impl Fixture {
             .env_remove("ALL_PROXY")
             .arg("--store")
             .arg(self.path("store"))
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .envs(env.iter().copied())
             .args(["--progress", "plain", "-t", tag])
             .args(args)
             .arg(self.path("context"))
@@ -612,8 +624,123 @@ fn an_etag_saves_the_download_and_the_cache_serves_a_checksum() -> Result<()> {
         .arg("prune")
         .arg("--store")
         .arg(f.path("store"))
+        .stdout(std::process::Stdio::null())
         .status()?;
     assert!(status.success());
     assert!(f.downloads().is_empty(), "{:?}", f.downloads());
+    Ok(())
+}
+
+/// Runs `program args` in `dir`; fails with its stderr.
+fn run_in(dir: &std::path::Path, program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program).current_dir(dir).args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// A child process killed and reaped on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn https_checks_the_server_against_the_trust_store() -> Result<()> {
+    let f = Fixture::new()?;
+    let tls = f.path("tls");
+    fs::create_dir_all(tls.join("www"))?;
+    fs::write(tls.join("www/tool.txt"), "over tls\n")?;
+    // A CA, and a certificate for 127.0.0.1 that it signed.
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=skiff-test-ca"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    run_in(&tls, "openssl", &ca)?;
+    let mut csr = vec![
+        "req",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+    ];
+    csr.extend(ec);
+    run_in(&tls, "openssl", &csr)?;
+    fs::write(
+        tls.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    run_in(
+        &tls,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "srv.pem",
+        ],
+    )?;
+    // openssl's test web server, serving www/ on a port just free.
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let accept = format!("127.0.0.1:{port}");
+    let _server = Child(
+        Command::new("openssl")
+            .current_dir(tls.join("www"))
+            .args(["s_server", "-quiet", "-WWW", "-accept", &accept])
+            .args(["-cert", "../srv.pem", "-key", "../srv.key"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while TcpStream::connect(&accept).is_err() {
+        if std::time::Instant::now() > deadline {
+            bail!("openssl s_server did not start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("https://{accept}/tool.txt");
+    f.dockerfile(&format!("FROM scratch\nADD {url} /t/\n"))?;
+
+    // Trusted (the trust store is the file SSL_CERT_FILE names): downloaded.
+    let ca_file = tls.join("ca.pem");
+    let (ok, stderr) = f.try_build_env("s", &[], &[("SSL_CERT_FILE", ca_file.as_os_str())])?;
+    assert!(ok, "{stderr}");
+    assert_eq!(find(&f.files("s")?, "t/tool.txt")?.data, b"over tls\n");
+
+    // The system's store does not know the CA: a clear error.
+    let (ok, stderr) = f.try_build_args("s", &["--no-cache"])?;
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{url}: ")) && stderr.contains("certificate"),
+        "{stderr}"
+    );
     Ok(())
 }
