@@ -26,6 +26,15 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The image digests the builds printed.
+fn digests(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("sha256:"))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn demo(tmp: &Path) -> Result<Output> {
     Ok(Command::new("bash")
         .arg(repo().join("scripts/demo.sh"))
