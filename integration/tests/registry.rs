@@ -240,6 +240,82 @@ fn build_from_a_registry_image_and_push_the_result() -> Result<()> {
     assert_eq!(inspect_digest(&format!("docker://{other}"))?, built);
     let err = f.fails(&["--store", &store, "-t", &target, "--push", &ctx_s])?;
     assert!(err.contains(&format!("https://{host}/v2/")), "{err}");
+
+    // FROM by digest, into a store that has nothing yet.
+    let digest = inspect_digest(&format!("docker://{host}/base/busybox:latest"))?;
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {host}/base/busybox@{digest}\nCOPY hello.txt /again.txt\n"),
+    )?;
+    let fresh = f.store("fresh");
+    f.ok(&["--store", &fresh, "--insecure-registry", host, &ctx_s])?;
+    let list = f.ok(&["image", "ls", "--store", &fresh])?;
+    assert!(
+        list.contains(&format!("{host}/base/busybox@{digest}")),
+        "{list}"
+    );
+    Ok(())
+}
+
+#[test]
+fn credential_helper_supplies_the_password() -> Result<()> {
+    let reg = Registry::start_with_htpasswd("helped", "pa55")?;
+    let f = Fixture::new()?;
+    let host = reg.host();
+    let bin_dir = f.path("bin");
+    fs::create_dir_all(&bin_dir)?;
+    let helper = bin_dir.join("docker-credential-skifftest");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n\
+             [ \"$server\" = \"{host}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\n\
+             echo '{{\"ServerURL\":\"{host}\",\"Username\":\"helped\",\"Secret\":\"pa55\"}}'\n"
+        ),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755))?;
+    fs::write(
+        f.path("docker-config/config.json"),
+        r#"{"auths": {}, "credsStore": "skifftest"}"#,
+    )?;
+    let store = loaded_store(&f, "store")?;
+    let target = format!("{host}/helper/busybox:1");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = f
+        .build_cmd(&[
+            "image",
+            "push",
+            "--store",
+            &store,
+            "--insecure-registry",
+            host,
+            skiff_integration::image::IMAGE_REF,
+            &target,
+        ])
+        .env("PATH", &path)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without the helper on PATH the error says which program could not run.
+    let err = f.fails(&[
+        "image",
+        "pull",
+        "--store",
+        &store,
+        "--insecure-registry",
+        host,
+        &target,
+    ])?;
+    assert!(err.contains("docker-credential-skifftest"), "{err}");
     Ok(())
 }
 

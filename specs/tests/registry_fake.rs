@@ -433,3 +433,126 @@ fn server_errors_are_retried() -> Result<()> {
     assert_eq!(log.lock().map(|l| l.len()).unwrap_or(0), 1);
     Ok(())
 }
+
+#[test]
+fn a_failed_pull_leaves_a_partial_blob_the_next_pull_completes() -> Result<()> {
+    let image = Arc::new(FakeImage::new()?);
+    let img = image.clone();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = broken.clone();
+    let (server, log) = serve(Arc::new(move |req: &Request| {
+        if req.path.ends_with(&img.layer_digest()) {
+            let from: usize = req
+                .header("range")
+                .map(|r| r.trim_start_matches("bytes=").trim_end_matches('-'))
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            let total = img.layer.len();
+            let mut r = if from > 0 {
+                reply(206, &img.layer[from.min(total)..]).header(
+                    "content-range",
+                    &format!("bytes {from}-{}/{total}", total - 1),
+                )
+            } else {
+                reply(200, &img.layer)
+            };
+            // While broken, every reply stops 20000 bytes in.
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                r.cut_after = Some(20_000);
+            }
+            return r;
+        }
+        img.answer(req).unwrap_or_else(|| reply(404, b""))
+    }))?;
+    let s = setup(&server, None)?;
+    let err = pull(&s).err();
+    assert!(matches!(err, Some(RegistryError::Body { .. })), "{err:?}");
+    let partial = s.store.root().join(registry::INGEST_DIR).join(format!(
+        "sha256-{}.partial",
+        Digest::sha256_of(&image.layer).hex()
+    ));
+    let kept = std::fs::metadata(&partial)?.len();
+    assert!(kept >= 20_000, "{kept}");
+    assert!(s.store.list()?.is_empty());
+
+    broken.store(false, std::sync::atomic::Ordering::Relaxed);
+    if let Ok(mut l) = log.lock() {
+        l.clear();
+    }
+    pull(&s)?;
+    assert!(s.store.has_blob(&Digest::sha256_of(&image.layer))?);
+    assert!(!partial.exists());
+    let ranges: Vec<String> = log
+        .lock()
+        .map(|l| {
+            l.iter()
+                .filter_map(|r| r.header("range").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(ranges, vec![format!("bytes={kept}-")]);
+    Ok(())
+}
+
+#[test]
+fn an_index_resolves_to_the_host_platform() -> Result<()> {
+    let image = Arc::new(FakeImage::new()?);
+    let host = Platform::host();
+    let other = Platform {
+        architecture: if host.architecture == "s390x" {
+            "amd64"
+        } else {
+            "s390x"
+        }
+        .to_owned(),
+        ..host.clone()
+    };
+    let manifest_digest = Digest::sha256_of(&image.manifest);
+    let mut mine = Descriptor::new(
+        media_type::OCI_MANIFEST,
+        manifest_digest.clone(),
+        image.manifest.len() as u64,
+    );
+    mine.platform = Some(host.clone());
+    let mut theirs = Descriptor::new(media_type::OCI_MANIFEST, Digest::sha256_of(b"not here"), 8);
+    theirs.platform = Some(other);
+    let index = skiff_specs::ImageIndex {
+        manifests: vec![theirs, mine],
+        ..skiff_specs::ImageIndex::default()
+    };
+    let index_bytes = index.to_json()?;
+    let img = image.clone();
+    let (server, log) = serve(Arc::new(move |req: &Request| {
+        if req.path == "/v2/test/img/manifests/1" {
+            return reply(200, &index_bytes).header("content-type", media_type::OCI_INDEX);
+        }
+        if req.path
+            == format!(
+                "/v2/test/img/manifests/{}",
+                Digest::sha256_of(&img.manifest)
+            )
+        {
+            return reply(200, &img.manifest).header("content-type", media_type::OCI_MANIFEST);
+        }
+        img.answer(req).unwrap_or_else(|| reply(404, b""))
+    }))?;
+    let s = setup(&server, None)?;
+    let pulled = pull(&s)?;
+    assert_eq!(pulled.manifest.digest, manifest_digest);
+    assert_eq!(
+        s.store.resolve(&format!("{server}/test/img:1"))?.digest,
+        manifest_digest
+    );
+    // The other platform's manifest was never asked for.
+    let asked: Vec<String> = log
+        .lock()
+        .map(|l| l.iter().map(|r| r.path.clone()).collect())
+        .unwrap_or_default();
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains(&Digest::sha256_of(b"not here").to_string())),
+        "{asked:?}"
+    );
+    Ok(())
+}

@@ -9,6 +9,7 @@
 mod auth;
 mod credentials;
 mod error;
+mod ingest;
 mod pull;
 mod push;
 mod reference;
@@ -17,6 +18,7 @@ mod upload;
 
 pub use credentials::{login, Credentials};
 pub use error::RegistryError;
+pub use ingest::INGEST_DIR;
 pub use pull::{pull, Pulled};
 pub use push::{push, Pushed};
 pub use reference::{Reference, DOCKER_HUB};

@@ -12,9 +12,10 @@ use crate::digest::{Algorithm, Digest};
 use crate::index::ImageIndex;
 use crate::manifest::ImageManifest;
 use crate::media_type;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
-use super::session::{drain, header, status_error, Body, Client, Session};
+use super::ingest::Ingest;
+use super::session::{header, status_error, Body, Client, Session};
 use super::{Reference, RegistryError, MANIFEST_ACCEPT, MAX_MANIFEST};
 
 /// Times a blob download may be resumed after its body broke off.
@@ -40,6 +41,8 @@ pub fn pull(
     platform: &Platform,
 ) -> Result<Pulled, RegistryError> {
     let session = client.session(reference, false)?;
+    // No gc between the blobs landing and the name that keeps them.
+    let _lease = store.lease()?;
     let (mut bytes, mut descriptor) = fetch_manifest(
         &session,
         &reference.manifest_ref(),
@@ -219,18 +222,50 @@ fn fetch_blobs(
     }
 }
 
-/// Streams one blob into the store, resuming with `Range` when the body breaks off.
+/// Streams one blob into the store, resuming with `Range` from what an earlier attempt
+/// (or an earlier, interrupted pull) left.
 fn fetch_blob(
     session: &Session<'_>,
     store: &Store,
     blob: &Descriptor,
 ) -> Result<(), RegistryError> {
+    let Some(mut ingest) = Ingest::open(store, &blob.digest)? else {
+        return Ok(());
+    };
+    let left_over = ingest.len() > 0;
+    match download(session, blob, &mut ingest)
+        .and_then(|()| Ok(ingest.finish(store, &blob.digest, blob.size)?))
+    {
+        // What an earlier pull left may have been wrong: once more from the start.
+        Err(RegistryError::Store(StoreError::DigestMismatch { .. })) if left_over => {
+            tracing::info!(digest = %blob.digest, "partial download was bad; starting again");
+            let Some(mut ingest) = Ingest::open(store, &blob.digest)? else {
+                return Ok(());
+            };
+            ingest.restart()?;
+            download(session, blob, &mut ingest)?;
+            Ok(ingest.finish(store, &blob.digest, blob.size)?)
+        }
+        other => other,
+    }
+}
+
+/// GETs the part of `blob` that `ingest` lacks, again after a cut (a few times).
+fn download(
+    session: &Session<'_>,
+    blob: &Descriptor,
+    ingest: &mut Ingest,
+) -> Result<(), RegistryError> {
     let url = session.url(&format!("blobs/{}", blob.digest));
-    let algorithm = blob.digest.algorithm();
-    let mut writer = store.blob_writer(algorithm)?;
+    if ingest.len() > blob.size {
+        ingest.restart()?;
+    }
     let mut resumes = 0;
     loop {
-        let offset = writer.len();
+        let offset = ingest.len();
+        if offset == blob.size && offset > 0 {
+            return Ok(());
+        }
         let range = format!("bytes={offset}-");
         let headers: &[(&str, &str)] = if offset > 0 {
             &[("range", range.as_str())]
@@ -239,39 +274,27 @@ fn fetch_blob(
         };
         let reply = session.send("GET", &url, headers, Body::Empty)?;
         match reply.status().as_u16() {
-            200 if offset > 0 => {
-                // The registry ignored the Range: start again.
-                writer = store.blob_writer(algorithm)?;
-            }
+            // The registry ignored the Range: start again.
+            200 if offset > 0 => ingest.restart()?,
             200 => {}
             206 if offset > 0
                 && header(&reply, "content-range")
                     .is_some_and(|r| r.starts_with(&format!("bytes {offset}-"))) => {}
-            416 if offset > 0 && offset == blob.size => {
-                drain(reply);
-                break;
-            }
             _ => return Err(status_error(&url, reply)),
         }
         // One byte past the size tells a too-long body from a right one.
-        let room = (blob.size + 1).saturating_sub(writer.len());
+        let room = (blob.size + 1).saturating_sub(ingest.len());
         let mut body = reply.into_body().into_reader().take(room);
-        match copy(&mut body, &mut writer) {
-            Ok(()) => break,
-            Err(CopyError::Write(source)) => {
-                return Err(RegistryError::Body { url, source });
-            }
+        match copy(&mut body, ingest) {
+            Ok(()) => return Ok(()),
+            Err(CopyError::Write(source)) => return Err(RegistryError::Body { url, source }),
             Err(CopyError::Read(e)) if resumes < RESUMES => {
                 resumes += 1;
-                tracing::info!(%url, offset = writer.len(), error = %e, "resuming download");
+                tracing::info!(%url, offset = ingest.len(), error = %e, "resuming download");
             }
             Err(CopyError::Read(source)) => return Err(RegistryError::Body { url, source }),
         }
     }
-    writer
-        .finish(Some(&blob.digest), Some(blob.size))?
-        .commit()?;
-    Ok(())
 }
 
 enum CopyError {
