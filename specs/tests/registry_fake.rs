@@ -556,3 +556,24 @@ fn an_index_resolves_to_the_host_platform() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn schema1_manifests_are_refused_by_name() -> Result<()> {
+    let (server, _) = serve(Arc::new(|_req: &Request| {
+        reply(
+            200,
+            br#"{"schemaVersion":1,"name":"test/img","fsLayers":[]}"#,
+        )
+        .header(
+            "content-type",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        )
+    }))?;
+    let s = setup(&server, None)?;
+    let err = pull(&s).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("unsupported manifest media type") && err.contains("manifest.v1+prettyjws"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -150,10 +150,19 @@ fn fetch_manifest(
                 .and_then(|m| m.as_str())
                 .map(str::to_owned)
         });
-    let media_type = declared
-        .or(content_type)
-        .filter(|t| media_type::is_index(t) || media_type::is_manifest(t))
-        .unwrap_or_else(|| guess_media_type(&bytes));
+    let known = |t: &String| media_type::is_index(t) || media_type::is_manifest(t);
+    let media_type = match (declared, content_type) {
+        (Some(t), _) | (None, Some(t)) if known(&t) => t,
+        // Docker schema 1 and other kinds we cannot use: say so rather than misparse.
+        (Some(t), _) | (None, Some(t)) if t.starts_with("application/vnd.") => {
+            return Err(RegistryError::BadReply {
+                url,
+                reason: format!("unsupported manifest media type {t:?}"),
+            })
+        }
+        // Plain JSON, or nothing said: OCI allows leaving mediaType out.
+        _ => guess_media_type(&bytes),
+    };
     let size = bytes.len() as u64;
     Ok((bytes, Descriptor::new(media_type, digest, size)))
 }

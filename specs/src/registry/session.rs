@@ -242,7 +242,14 @@ impl Session<'_> {
         let mut attempt = 0;
         let mut challenged = false;
         loop {
-            let sent_auth = self.authorization.lock().ok().and_then(|a| a.clone());
+            // Our credentials or token go to this registry only, not to wherever a
+            // Location header points.
+            let sent_auth = self
+                .authorization
+                .lock()
+                .ok()
+                .and_then(|a| a.clone())
+                .filter(|_| same_origin(url, &self.base));
             let result = self.dispatch(method, url, headers, body, sent_auth.as_deref());
             let reply = match result {
                 Ok(reply) => reply,
@@ -415,6 +422,12 @@ impl Session<'_> {
     }
 }
 
+/// Whether `url` is on the registry at `base` (`scheme://host[:port]`).
+fn same_origin(url: &str, base: &str) -> bool {
+    url.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Reads and drops what is left of a reply, so its connection can be reused.
 pub(crate) fn drain(reply: Reply) {
     let _ = io::copy(
@@ -457,5 +470,18 @@ pub(crate) fn status_error(url: &str, reply: Reply) -> RegistryError {
         } else {
             format!(": {}", messages.join("; "))
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn authorization_stays_on_the_registry() {
+        assert!(same_origin("https://r:5000/v2/x", "https://r:5000"));
+        assert!(!same_origin("https://r:50001/v2/x", "https://r:5000"));
+        assert!(!same_origin("https://r:5000.evil/v2/x", "https://r:5000"));
+        assert!(!same_origin("http://r:5000/v2/x", "https://r:5000"));
     }
 }
