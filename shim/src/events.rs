@@ -7,12 +7,16 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
+use containerd_shim_protos::cgroups::metrics::Metrics as MetricsV1;
+use containerd_shim_protos::cgroups_v2::metrics::Metrics as MetricsV2;
+use containerd_shim_protos::events::task::*;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::MessageFull;
+use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::shim::events_ttrpc::EventsClient;
+use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::ttrpc;
 use tracing::warn;
 
@@ -39,7 +43,7 @@ impl Publisher {
         Ok(Self { tx: Mutex::new(tx) })
     }
 
-    pub fn publish<M: MessageFull>(&self, topic: &'static str, msg: &M) {
+    pub fn publish<M: Named>(&self, topic: &'static str, msg: &M) {
         let event = match to_any(msg) {
             Ok(a) => a,
             Err(e) => {
@@ -56,11 +60,40 @@ impl Publisher {
     }
 }
 
+/// The protobuf full name of a message the shim sends in an Any. Spelled out
+/// rather than taken from reflection: building descriptors costs memory.
+pub trait Named: Message {
+    const FULL_NAME: &'static str;
+}
+
+macro_rules! named {
+    ($($t:ty => $n:literal),* $(,)?) => {
+        $(impl Named for $t {
+            const FULL_NAME: &'static str = $n;
+        })*
+    };
+}
+
+named! {
+    TaskCreate => "containerd.events.TaskCreate",
+    TaskStart => "containerd.events.TaskStart",
+    TaskExit => "containerd.events.TaskExit",
+    TaskDelete => "containerd.events.TaskDelete",
+    TaskOOM => "containerd.events.TaskOOM",
+    TaskExecAdded => "containerd.events.TaskExecAdded",
+    TaskExecStarted => "containerd.events.TaskExecStarted",
+    TaskPaused => "containerd.events.TaskPaused",
+    TaskResumed => "containerd.events.TaskResumed",
+    ProcessDetails => "containerd.runc.v1.ProcessDetails",
+    MetricsV1 => "io.containerd.cgroups.v1.Metrics",
+    MetricsV2 => "io.containerd.cgroups.v2.Metrics",
+}
+
 /// A protobuf Any with the bare type name as URL: containerd 1.6's typeurl
 /// looks types up by full name without the googleapis prefix.
-pub fn to_any<M: MessageFull>(msg: &M) -> containerd_shim_protos::protobuf::Result<Any> {
+pub fn to_any<M: Named>(msg: &M) -> containerd_shim_protos::protobuf::Result<Any> {
     Ok(Any {
-        type_url: M::descriptor().full_name().to_string(),
+        type_url: <M as Named>::FULL_NAME.to_string(),
         value: msg.write_to_bytes()?,
         ..Default::default()
     })
@@ -125,8 +158,27 @@ fn send_loop(rx: Receiver<Event>, address: Option<String>, namespace: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use containerd_shim_protos::events::task::TaskStart;
-    use containerd_shim_protos::protobuf::Message;
+    use containerd_shim_protos::protobuf::MessageFull;
+
+    fn check<M: Named + MessageFull>() {
+        assert_eq!(<M as Named>::FULL_NAME, M::descriptor().full_name());
+    }
+
+    #[test]
+    fn names_are_the_protobuf_full_names() {
+        check::<TaskCreate>();
+        check::<TaskStart>();
+        check::<TaskExit>();
+        check::<TaskDelete>();
+        check::<TaskOOM>();
+        check::<TaskExecAdded>();
+        check::<TaskExecStarted>();
+        check::<TaskPaused>();
+        check::<TaskResumed>();
+        check::<ProcessDetails>();
+        check::<MetricsV1>();
+        check::<MetricsV2>();
+    }
 
     #[test]
     fn any_uses_the_bare_type_name() -> Result<(), Box<dyn std::error::Error>> {
