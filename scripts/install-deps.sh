@@ -5,7 +5,7 @@ PKGS=(
   build-essential pkg-config libseccomp-dev   # libcontainer's seccomp support
   busybox-static jq file time procps iproute2 # bundles, demo and test helpers
   runc crun podman containerd skopeo umoci    # peers and real clients in the tests
-  docker-registry apache2-utils               # a loopback registry (htpasswd) for the registry tests
+  docker-registry apache2-utils               # a loopback registry (htpasswd, token auth) for its tests
   ca-certificates openssl                     # ADD https: the trust store; test certificates
 )
 missing=()

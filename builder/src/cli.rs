@@ -57,7 +57,9 @@ pub struct Cli {
     pub progress: ProgressArg,
 
     /// Also write the result: type=oci,dest=FILE (OCI archive), type=docker,dest=FILE
-    /// (`docker load` archive) or type=local,dest=DIR (the root filesystem). Repeatable.
+    /// (`docker load` archive), type=local,dest=DIR (the root filesystem) or
+    /// type=registry[,name=REGISTRY/REPO:TAG] (push it, to NAME or else to the -t names).
+    /// Repeatable.
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     pub outputs: Vec<String>,
 
@@ -138,10 +140,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// The registry: HOST[:PORT] (docker.io when left out).
+    /// The registry: HOST[:PORT] as in image names.
     #[arg(default_value = skiff_specs::registry::DOCKER_HUB)]
     pub registry: String,
 
+    /// The user name.
     #[arg(short = 'u', long, value_name = "USER")]
     pub username: String,
 

@@ -10,8 +10,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod token;
+
 /// The registry binary.
 pub const REGISTRY_BIN: &str = "docker-registry";
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Htpasswd(&'a str, &'a str),
+    Token(&'a str, &'a str),
+}
 
 /// A running registry.
 pub struct Registry {
@@ -32,7 +41,21 @@ impl Registry {
         Self::start_with(Some((user, password)))
     }
 
+    /// Starts a registry with token auth (`auth: token`) and the token service for it:
+    /// a loopback HTTP server that wants `user` and `password` (basic) and hands out JWTs
+    /// signed with a key made for this registry, granting whatever scope is asked.
+    pub fn start_with_token_service(user: &str, password: &str) -> Result<Registry> {
+        Self::start_inner(Auth::Token(user, password))
+    }
+
     fn start_with(auth: Option<(&str, &str)>) -> Result<Registry> {
+        Self::start_inner(match auth {
+            Some((u, p)) => Auth::Htpasswd(u, p),
+            None => Auth::None,
+        })
+    }
+
+    fn start_inner(auth: Auth<'_>) -> Result<Registry> {
         let dir = tempfile::Builder::new()
             .prefix("skiff-registry-")
             .tempdir()?;
@@ -45,7 +68,17 @@ impl Registry {
              http:\n  addr: {addr}\n  secret: skiff-test-secret\n",
             data = dir.path().join("data").display(),
         );
-        if let Some((user, password)) = auth {
+        if let Auth::Token(user, password) = auth {
+            let realm = token::serve(dir.path(), user, password)?;
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    \
+                 rootcertbundle: {}\n",
+                token::SERVICE,
+                token::ISSUER,
+                dir.path().join("token-cert.pem").display()
+            ));
+        }
+        if let Auth::Htpasswd(user, password) = auth {
             let htpasswd = dir.path().join("htpasswd");
             let out = Command::new("htpasswd")
                 .args(["-Bbn", user, password])

@@ -551,3 +551,40 @@ fn chunked_push_cut_midway_restarts_and_a_failed_push_reruns() -> Result<()> {
     assert_eq!(pulled.manifest.digest, image.digest);
     Ok(())
 }
+
+#[test]
+fn bearer_token_flow_with_distribution_token_auth() -> Result<()> {
+    let reg = Registry::start_with_token_service("tok-user", "tok-pass")?;
+    let f = Fixture::new()?;
+    let host = reg.host();
+    let store = loaded_store(&f, "store")?;
+    let target = format!("{host}/tokens/busybox:1");
+    let push = [
+        "image",
+        "push",
+        "--store",
+        &store,
+        "--insecure-registry",
+        host,
+        skiff_integration::image::IMAGE_REF,
+        &target,
+    ];
+    let err = f.fails(&push)?;
+    assert!(err.contains("requires credentials"), "{err}");
+    fs::write(
+        f.path("docker-config/config.json"),
+        format!(r#"{{"auths": {{"{host}": {{"username": "tok-user", "password": "tok-pass"}}}}}}"#),
+    )?;
+    f.ok(&push)?;
+    let fresh = f.store("fresh");
+    f.ok(&[
+        "image",
+        "pull",
+        "--store",
+        &fresh,
+        "--insecure-registry",
+        host,
+        &target,
+    ])?;
+    Ok(())
+}
