@@ -50,7 +50,15 @@ fn store_or_registry(store: &Store, name: &str) -> Result<Image> {
         Err(StoreError::ImageNotFound { .. }) => {}
         other => return Ok(other?),
     }
-    let pulled = registry::pull(store, &reference)?;
+    let pulled = registry::pull(store, &reference).map_err(|e| {
+        BuildError::step(
+            name,
+            format!(
+                "not in the store at {}, and the pull failed: {e}",
+                store.root().display()
+            ),
+        )
+    })?;
     Ok(Image::load(store, &pulled.manifest, &Platform::host())?)
 }
 
