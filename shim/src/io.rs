@@ -1,7 +1,7 @@
 //! A process's stdio. The shim owns the pipes between the container and
 //! containerd's FIFOs (or log file, or logging binary), so container IO
-//! survives a containerd restart. FIFOs are opened read-write and
-//! non-blocking: opening never waits for containerd's end.
+//! survives a containerd restart. No RPC waits on a FIFO: stdin's is opened
+//! read-write and non-blocking, output FIFOs are opened by their copy threads.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -15,9 +15,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
+use tracing::warn;
 
 use crate::reaper::Reaper;
 
@@ -103,17 +104,17 @@ impl Io {
         if target.is_empty() {
             return Ok(Stdio::null());
         }
-        let out = open_output(target)?;
+        check_output(target)?;
         let (r, w) = pipe()?;
-        self.copy_out(r, out)?;
+        self.copy_out(r, target.to_string())?;
         Ok(Stdio::from(w))
     }
 
     /// Relays the pty master the runtime sent: stdin FIFO to it, it to stdout.
     pub fn attach_console(&self, master: File, paths: &Paths) -> Result<()> {
         if !paths.stdout.is_empty() {
-            let out = open_output(&paths.stdout)?;
-            self.copy_out(master.try_clone()?, out)?;
+            check_output(&paths.stdout)?;
+            self.copy_out(master.try_clone()?, paths.stdout.clone())?;
         }
         if !paths.stdin.is_empty() {
             *lock(&self.stdin_target) = Some(master.try_clone()?);
@@ -190,7 +191,9 @@ impl Io {
         Ok(())
     }
 
-    fn copy_out(&self, mut from: File, mut to: File) -> Result<()> {
+    /// Copies `from` to `target` in a thread, which first opens the target
+    /// (waiting there, not in an RPC, for containerd's end of a FIFO).
+    fn copy_out(&self, mut from: File, target: String) -> Result<()> {
         let running = self.running.clone();
         *running.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         let spawned = thread::Builder::new()
@@ -198,12 +201,24 @@ impl Io {
             .stack_size(COPIER_STACK)
             .spawn(move || {
                 let mut buf = vec![0u8; BUF];
+                // Without a target the output is drained and dropped, so the
+                // process never blocks on a full pipe.
+                let (mut to, keep) = match open_output(&target) {
+                    Ok((to, keep)) => (Some(to), keep),
+                    Err(e) => {
+                        warn!("output lost: {e:#}");
+                        (None, None)
+                    }
+                };
                 loop {
                     match from.read(&mut buf) {
                         Ok(0) => break,
                         Ok(n) => {
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
+                            if let Some(t) = to.as_mut() {
+                                if let Err(e) = t.write_all(&buf[..n]) {
+                                    warn!("output lost: {e}");
+                                    to = None;
+                                }
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -212,6 +227,7 @@ impl Io {
                     }
                 }
                 drop(to);
+                drop(keep);
                 let (count, cond) = &*running;
                 *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                 cond.notify_all();
@@ -274,25 +290,42 @@ fn open_fifo(path: &Path) -> Result<File> {
         .with_context(|| format!("cannot open {}", path.display()))
 }
 
-/// An output target: `file://PATH` (appended) or a FIFO path.
-fn open_output(target: &str) -> Result<File> {
+/// Fails early (in the RPC) for a FIFO that is not there.
+fn check_output(target: &str) -> Result<()> {
+    if target.starts_with("file://") || Path::new(target).exists() {
+        return Ok(());
+    }
+    bail!("stdio {target} does not exist")
+}
+
+/// Opens an output target: `file://PATH` (appended), or a FIFO. A FIFO is
+/// opened for writing blocking, so data is only written once containerd's
+/// reader is there (closing a FIFO nobody has open drops its data), plus a
+/// reader of our own that keeps writes from failing when containerd goes away.
+fn open_output(target: &str) -> Result<(File, Option<File>)> {
     if let Some(path) = target.strip_prefix("file://") {
         let path = PathBuf::from(path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        return OpenOptions::new()
+        let f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .with_context(|| format!("cannot open log file {}", path.display()));
+            .with_context(|| format!("cannot open log file {}", path.display()))?;
+        return Ok((f, None));
     }
-    let f = open_fifo(Path::new(target))?;
-    // Writes block when containerd reads slowly instead of failing.
-    let flags = OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL)?);
-    fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
-    Ok(f)
+    let w = OpenOptions::new()
+        .write(true)
+        .open(target)
+        .with_context(|| format!("cannot open {target}"))?;
+    let keep = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(target)
+        .with_context(|| format!("cannot open {target}"))?;
+    Ok((w, Some(keep)))
 }
 
 /// Starts a `binary://PATH?k=v` logging program the way containerd does:
