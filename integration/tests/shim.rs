@@ -380,3 +380,86 @@ fn dead_shim_is_cleaned_up_by_delete_action() -> Result<()> {
     c.ok(["container", "delete", "dead"])?;
     c.assert_clean_soon()
 }
+
+/// `file://` and `binary://` log URIs (nerdctl logs through binary://): the
+/// shim appends to the file, or starts the logging program with the
+/// container's stdout and stderr on fds 3 and 4.
+#[test]
+fn log_uris_file_and_binary() -> Result<()> {
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    let cmd = ["sh", "-c", "echo to-out; echo to-err >&2"];
+
+    let log = c.tmp.path().join("logs/file.log");
+    let uri = format!("file://{}", log.display());
+    let mut args = vec!["--rm", "--log-uri", &uri, image, "flog"];
+    args.extend_from_slice(&cmd);
+    let out = c.ctr_run("flog", &args)?;
+    if !out.status.success() {
+        bail!(
+            "ctr run --log-uri file: {}: {}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    let got = std::fs::read_to_string(&log).unwrap_or_default();
+    if !got.contains("to-out") || !got.contains("to-err") {
+        bail!("{} holds {got:?}", log.display());
+    }
+
+    let logger = c.tmp.path().join("logger.sh");
+    let sink = c.tmp.path().join("binary.log");
+    std::fs::write(
+        &logger,
+        format!(
+            "#!/bin/sh\n# ready: close fd 5\nexec 5>&-\ncat <&3 >> '{0}' &\ncat <&4 >> '{0}'\nwait\n",
+            sink.display()
+        ),
+    )?;
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let uri = format!("binary://{}", logger.display());
+    let mut args = vec!["--rm", "--log-uri", &uri, image, "blog"];
+    args.extend_from_slice(&cmd);
+    let out = c.ctr_run("blog", &args)?;
+    if !out.status.success() {
+        bail!(
+            "ctr run --log-uri binary: {}: {}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    skiff_integration::wait_until(5, "the logging binary's output", || {
+        let got = std::fs::read_to_string(&sink).unwrap_or_default();
+        got.contains("to-out") && got.contains("to-err")
+    })?;
+    c.assert_clean_soon()
+}
+
+/// Containers with the same io.kubernetes.cri.sandbox-id share one shim,
+/// which exits after the last of them is deleted.
+#[test]
+fn one_shim_per_pod() -> Result<()> {
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    let pod = "--annotation=io.kubernetes.cri.sandbox-id=pod1";
+    c.run_detached("pod-a", &[pod, image, "pod-a", "sleep", "100"])?;
+    c.run_detached("pod-b", &[pod, image, "pod-b", "sleep", "100"])?;
+    let shims = c.shims();
+    if shims.len() != 1 {
+        bail!("two containers of one pod run under shims {shims:?}");
+    }
+    let out = c.exec("pod-b", "eb", &["echo", "in b"])?;
+    if text(&out.stdout) != "in b\n" {
+        bail!("exec in pod-b: {}: {}", out.status, text(&out.stderr));
+    }
+    for id in ["pod-a", "pod-b"] {
+        c.ok(["task", "kill", "--signal", "SIGKILL", id])?;
+        c.wait_task(id, "STOPPED")?;
+        c.ok(["task", "delete", id])?;
+        c.ok(["container", "delete", id])?;
+        if id == "pod-a" && c.shims() != shims {
+            bail!("the pod's shim is gone while pod-b lives: {:?}", c.shims());
+        }
+    }
+    c.assert_clean_soon()
+}
