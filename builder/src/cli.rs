@@ -193,7 +193,8 @@ pub enum ImageCommand {
     /// multi-platform image), named by its full reference, e.g.
     /// docker.io/library/busybox:latest.
     Pull(PullArgs),
-    /// Push an image of the store to a registry.
+    /// Push an image of the store to a registry. The store also names it TARGET afterwards,
+    /// so later pushes to that registry can mount its blobs instead of uploading them.
     Push(PushArgs),
     /// Remove the images that have no name, then every blob no image uses.
     Prune(StoreArgs),

@@ -164,6 +164,9 @@ fn pull_what_skopeo_pushed_then_push_and_skopeo_reads_it() -> Result<()> {
         stderr.contains("0 blobs uploaded, 0 mounted, 2 already there"),
         "{stderr}"
     );
+    // The store names the image by where it went.
+    let list = f.ok(&["image", "ls", "--store", &store])?;
+    assert!(list.contains(&target), "{list}");
 
     // skopeo copies what we pushed; a fresh store pulls it with the same content.
     skopeo(&[

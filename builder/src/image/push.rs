@@ -13,6 +13,12 @@ pub fn run(store: &Store, image: &str, target: Option<&str>) -> Result<()> {
         normalize_tag(image)
     };
     let pushed = registry::push(store, &local, &target)?;
+    // The store now knows the image under its registry name too (as docker's tag before a
+    // push would): later pushes to that registry can mount its blobs from there.
+    if target.tag.is_some() {
+        let descriptor = store.resolve(&local)?;
+        store.tag(&target.to_string(), &descriptor)?;
+    }
     eprintln!(
         "{} blobs uploaded, {} mounted, {} already there",
         pushed.uploaded, pushed.mounted, pushed.skipped
