@@ -9,9 +9,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use skiff_specs::runtime_config::DEFAULT_PATH;
-use skiff_specs::security::{
-    default_mounts, DEFAULT_CAPABILITIES as CAPS, MASKED_PATHS, READONLY_PATHS,
-};
+use skiff_specs::runtime_config::{Process, ProcessUser};
+use skiff_specs::runtime_spec::{container_spec, Network, SpecOptions};
 use skiff_specs::user::resolve_user;
 
 use crate::error::{BuildError, Result};
@@ -57,8 +56,7 @@ impl RunJob {
         for d in [&bundle, &state] {
             fs::create_dir_all(d).map_err(BuildError::io(d))?;
         }
-        let mut mounts = default_mounts();
-        mounts.extend(self.mounts.iter().cloned());
+        let mut mounts = self.mounts.clone();
         for (i, (content, target)) in self.files.iter().enumerate() {
             let host = bundle.join(format!("file-{i}"));
             fs::write(&host, content).map_err(BuildError::io(&host))?;
@@ -72,37 +70,29 @@ impl RunJob {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, format!("PATH={DEFAULT_PATH}"));
         }
-        let mut namespaces = vec![
-            json!({"type": "pid"}),
-            json!({"type": "ipc"}),
-            json!({"type": "uts"}),
-            json!({"type": "mount"}),
-        ];
-        if self.network == NetworkMode::None {
-            namespaces.push(json!({"type": "network"}));
-        }
-        let nofile = max_open_files();
-        let spec = json!({
-            "ociVersion": "1.0.2",
-            "process": {
-                "terminal": false,
-                "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
-                "args": self.args,
-                "env": env,
-                "cwd": self.cwd,
-                "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
-                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-                "noNewPrivileges": false
+        let process = Process {
+            user: ProcessUser {
+                uid: user.uid,
+                gid: user.gid,
+                additional_gids: user.additional_gids,
             },
-            "root": {"path": rootfs, "readonly": false},
-            "hostname": "buildkitsandbox",
-            "mounts": mounts,
-            "linux": {
-                "namespaces": namespaces,
-                "maskedPaths": MASKED_PATHS,
-                "readonlyPaths": READONLY_PATHS
-            }
-        });
+            args: self.args.clone(),
+            env,
+            cwd: self.cwd.clone(),
+        };
+        // BuildKit's RUN containers: the default profile (seccomp included), its hostname.
+        let options = SpecOptions {
+            hostname: "buildkitsandbox",
+            network: match self.network {
+                NetworkMode::None => Network::Isolated,
+                NetworkMode::Host => Network::Host,
+            },
+            ..SpecOptions::default()
+        };
+        let mut spec = container_spec(&process, rootfs, &options);
+        if let Some(all) = spec["mounts"].as_array_mut() {
+            all.extend(mounts);
+        }
         let config = bundle.join("config.json");
         fs::write(&config, spec.to_string()).map_err(BuildError::io(&config))?;
         let mut output = progress.command_output().map_err(BuildError::io(&bundle))?;
@@ -143,21 +133,6 @@ impl RunJob {
         }
         Ok(())
     }
-}
-
-/// Docker's open-file limit for build containers, capped at our own hard limit (raising it
-/// needs CAP_SYS_RESOURCE, which the builder may not have).
-fn max_open_files() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we own.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    if rc != 0 {
-        return 1024;
-    }
-    limit.rlim_max.min(1_048_576)
 }
 
 fn set_mode(path: &PathBuf, mode: u32) -> Result<()> {
