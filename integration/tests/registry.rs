@@ -422,6 +422,23 @@ fn image_commands_list_tag_history_save_remove() -> Result<()> {
     assert!(!list.contains("copy:v1"), "{list}");
     let err = f.fails(&["image", "rm", "--store", &store, "copy:v1"])?;
     assert!(err.contains("copy:v1"), "{err}");
+
+    // A docker archive of it loads back into an empty store under its name.
+    let docker = f.path("docker.tar").display().to_string();
+    f.ok(&[
+        "image", "save", "--store", &store, "--format", "docker", "-o", &docker, name,
+    ])?;
+    skopeo(&["inspect", &format!("docker-archive:{docker}")])?;
+    let other = f.store("other");
+    let out = f.ok(&["image", "load", "--store", &other, "-i", &docker])?;
+    assert!(out.contains(name), "{out}");
+
+    // Prune keeps named images and drops what nothing names.
+    f.ok(&["image", "rm", "--store", &store, name])?;
+    let out = f.ok(&["image", "prune", "--store", &store])?;
+    assert!(out.contains("3 blobs"), "{out}");
+    let out = f.ok(&["image", "prune", "--store", &other])?;
+    assert!(out.contains("0 blobs"), "{out}");
     Ok(())
 }
 

@@ -76,3 +76,15 @@ pub fn human_size(bytes: u64) -> String {
             + UNITS[unit]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_088_000), "1.088MB");
+        assert_eq!(human_size(2_000_000_000), "2GB");
+    }
+}
