@@ -608,3 +608,29 @@ fn bearer_token_flow_with_distribution_token_auth() -> Result<()> {
     ])?;
     Ok(())
 }
+
+#[test]
+fn an_index_is_pushed_with_its_manifests_and_pulls_for_the_host() -> Result<()> {
+    let reg = Registry::start()?;
+    let f = Fixture::new()?;
+    let store = Store::open(f.path("store"))?;
+    import_archive(&store, &busybox_archive()?, None, None)?;
+    let mut manifest = store.resolve(skiff_integration::image::IMAGE_REF)?;
+    manifest.platform = Some(Platform::host());
+    let index = skiff_specs::ImageIndex {
+        manifests: vec![manifest.clone()],
+        ..skiff_specs::ImageIndex::default()
+    };
+    let index = store.put_json(skiff_specs::media_type::OCI_INDEX, &index)?;
+    let client = library_client(&f, reg.host());
+    let target = registry::Reference::parse(&format!("{}/multi/busybox:1", reg.host()))?;
+    let pushed = registry::push(&client, &store, &index, &target)?;
+    assert_eq!(pushed.digest.as_ref(), Some(&index.digest));
+    let raw = inspect_raw(&format!("docker://{}/multi/busybox:1", reg.host()))?;
+    assert_eq!(raw["mediaType"], skiff_specs::media_type::OCI_INDEX);
+
+    let fresh = Store::open(f.path("fresh"))?;
+    let pulled = registry::pull(&client, &fresh, &target, &Platform::host())?;
+    assert_eq!(pulled.manifest.digest, manifest.digest);
+    Ok(())
+}
