@@ -18,6 +18,9 @@ use skiff_specs::media_type::Compression;
 use skiff_specs::{Digest, Image, Store};
 use tempfile::TempDir;
 
+mod common;
+use common::steps_with;
+
 /// What the server answers for a path.
 #[derive(Debug, Clone)]
 struct Reply {
@@ -327,27 +330,6 @@ fn find<'a>(entries: &'a [Entry], path: &str) -> Result<&'a Entry> {
         .rev()
         .find(|e| e.path == path)
         .with_context(|| format!("{path} not in the image: {entries:?}"))
-}
-
-/// The instructions of the steps `progress` shows with `outcome` (`CACHED` or `DONE`).
-fn steps_with(progress: &str, outcome: &str) -> Vec<String> {
-    let mut names = HashMap::new();
-    let mut out = Vec::new();
-    for line in progress.lines() {
-        let Some((num, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        if let Some(text) = rest.strip_prefix('[') {
-            if let Some((_, inst)) = text.split_once("] ") {
-                names.insert(num.to_owned(), inst.to_owned());
-            }
-        } else if rest == outcome || rest.starts_with(&format!("{outcome} ")) {
-            if let Some(inst) = names.get(num) {
-                out.push(inst.clone());
-            }
-        }
-    }
-    out
 }
 
 fn gzipped_tar() -> Result<Vec<u8>> {

@@ -8,14 +8,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use skiff_builder::compress::decoder;
-use skiff_integration::{bin, default_spec, make_rootfs};
-use skiff_specs::media_type::{
-    Compression, OCI_CONFIG, OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD, OCI_MANIFEST,
-};
-use skiff_specs::{
-    ContainerConfig, Image, ImageConfig, ImageManifest, Overrides, Platform, RootFs, Store,
-};
+use skiff_integration::{bin, default_spec};
+use skiff_specs::media_type::{Compression, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD};
+use skiff_specs::{Image, ImageConfig, Overrides, Store};
 use tempfile::TempDir;
+
+mod common;
+use common::{make_busybox_layout, steps_with, unmount_below};
 
 /// A test's directories: the base image layout, the store, the context; all removed on drop.
 struct Fixture {
@@ -53,36 +52,7 @@ impl Fixture {
 
     /// busybox as an OCI layout at `base`, named `latest`.
     fn make_base(&self) -> Result<()> {
-        let rootfs = self.path("base-rootfs");
-        make_rootfs(&rootfs)?;
-        let mut builder = tar::Builder::new(Vec::new());
-        builder.follow_symlinks(false);
-        builder.append_dir_all(".", &rootfs)?;
-        let layer = builder.into_inner()?;
-        fs::remove_dir_all(&rootfs)?;
-        let layout = Store::open(self.path("base"))?;
-        let (digest, size) = layout.put_blob(&layer[..], None, None)?;
-        let host = Platform::host();
-        let config = ImageConfig {
-            architecture: host.architecture,
-            os: host.os,
-            config: Some(ContainerConfig {
-                env: Some(vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()]),
-                cmd: Some(vec!["sh".into()]),
-                ..ContainerConfig::default()
-            }),
-            rootfs: RootFs {
-                kind: "layers".into(),
-                diff_ids: vec![digest.clone()],
-            },
-            ..ImageConfig::default()
-        };
-        let config = layout.put_json(OCI_CONFIG, &config)?;
-        let layer = skiff_specs::Descriptor::new(OCI_LAYER_TAR, digest, size);
-        let manifest =
-            layout.put_json(OCI_MANIFEST, &ImageManifest::new_oci(config, vec![layer]))?;
-        layout.tag("latest", &manifest)?;
-        Ok(())
+        make_busybox_layout(&self.path("base"), self.dir.path())
     }
 
     fn write(&self, rel: &str, content: &str) -> Result<()> {
@@ -215,17 +185,7 @@ impl Drop for Fixture {
             .arg(self.container_id())
             .stderr(std::process::Stdio::null())
             .status();
-        let prefix = self.dir.path().to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-            .filter(|m| m.starts_with(&prefix))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
+        unmount_below(self.dir.path());
     }
 }
 
@@ -941,27 +901,6 @@ fn copy_exclude_and_parents() -> Result<()> {
         ]
     );
     Ok(())
-}
-
-/// The instructions of the steps `progress` shows with `outcome` (`CACHED` or `DONE`).
-fn steps_with(progress: &str, outcome: &str) -> Vec<String> {
-    let mut names = std::collections::HashMap::new();
-    let mut out = Vec::new();
-    for line in progress.lines() {
-        let Some((num, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        if let Some(text) = rest.strip_prefix('[') {
-            if let Some((_, inst)) = text.split_once("] ") {
-                names.insert(num.to_owned(), inst.to_owned());
-            }
-        } else if rest == outcome || rest.starts_with(&format!("{outcome} ")) {
-            if let Some(inst) = names.get(num) {
-                out.push(inst.clone());
-            }
-        }
-    }
-    out
 }
 
 fn ran(progress: &str) -> Vec<String> {

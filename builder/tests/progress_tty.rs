@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::Result;
-use skiff_integration::{bin, make_rootfs};
-use skiff_specs::media_type::{OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST};
-use skiff_specs::{ContainerConfig, ImageConfig, ImageManifest, Platform, RootFs, Store};
+use skiff_integration::bin;
 use tempfile::TempDir;
+
+mod common;
+use common::{make_busybox_layout, unmount_below};
 
 struct Fixture {
     dir: TempDir,
@@ -33,35 +34,7 @@ impl Fixture {
 
     /// busybox as an OCI layout at `base`, named `latest`.
     fn make_base(&self) -> Result<()> {
-        let rootfs = self.path("base-rootfs");
-        make_rootfs(&rootfs)?;
-        let mut builder = tar::Builder::new(Vec::new());
-        builder.follow_symlinks(false);
-        builder.append_dir_all(".", &rootfs)?;
-        let layer = builder.into_inner()?;
-        fs::remove_dir_all(&rootfs)?;
-        let layout = Store::open(self.path("base"))?;
-        let (digest, size) = layout.put_blob(&layer[..], None, None)?;
-        let host = Platform::host();
-        let config = ImageConfig {
-            architecture: host.architecture,
-            os: host.os,
-            config: Some(ContainerConfig {
-                env: Some(vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()]),
-                ..ContainerConfig::default()
-            }),
-            rootfs: RootFs {
-                kind: "layers".into(),
-                diff_ids: vec![digest.clone()],
-            },
-            ..ImageConfig::default()
-        };
-        let config = layout.put_json(OCI_CONFIG, &config)?;
-        let layer = skiff_specs::Descriptor::new(OCI_LAYER_TAR, digest, size);
-        let manifest =
-            layout.put_json(OCI_MANIFEST, &ImageManifest::new_oci(config, vec![layer]))?;
-        layout.tag("latest", &manifest)?;
-        Ok(())
+        make_busybox_layout(&self.path("base"), self.dir.path())
     }
 
     /// A tty-mode build of `dockerfile` (stderr is a pipe, so the mode is forced):
@@ -92,17 +65,7 @@ impl Fixture {
 impl Drop for Fixture {
     /// Overlay mounts a failed build may have left below our dir.
     fn drop(&mut self) {
-        let prefix = self.dir.path().to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-            .filter(|m| m.starts_with(&prefix))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
+        unmount_below(self.dir.path());
     }
 }
 
