@@ -7,17 +7,23 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use flate2::read::GzDecoder;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchownat, Gid, Uid};
+use nix::unistd::{fchown, fchownat, Gid, Uid};
 
 use super::resolve::resolve_in;
 use crate::error::{BuildError, Result};
 use crate::frontend::DockerIgnore;
+
+/// At most this many threads copy one directory tree.
+const COPY_THREADS: usize = 4;
 
 /// An entry below a copied directory, as `CopyJob::children` finds it.
 struct Child {
@@ -26,6 +32,15 @@ struct Child {
     rel: String,
     src: PathBuf,
     meta: fs::Metadata,
+}
+
+/// An entry a copy reads, with the metadata the walk found (one stat per entry).
+#[derive(Debug)]
+pub struct Input {
+    /// Path relative to the source root.
+    pub rel: String,
+    pub host: PathBuf,
+    pub meta: fs::Metadata,
 }
 
 /// One source of a COPY/ADD.
@@ -123,6 +138,7 @@ impl CopyJob<'_> {
                     let dir = self.prepare_dir(&target, step)?;
                     self.copy_entry(&host, &dir, &meta)?;
                     self.copy_children(&host, &rel, &rel, &dir, &target)?;
+                    set_times(&dir, &meta)?;
                 } else {
                     let dst = self.prepare_target(&target, step)?;
                     self.copy_entry(&host, &dst, &meta)?;
@@ -245,7 +261,9 @@ impl CopyJob<'_> {
     }
 
     /// Copies the children of `src` (at `rel` in the source root; `top` is the directory the
-    /// COPY named) into `dst` (at `dst_rel` in the rootfs).
+    /// COPY named) into `dst` (at `dst_rel` in the rootfs, resolved to `dst`). The
+    /// subdirectories of the named directory are shared out among threads: creating files
+    /// is most of a big COPY's time.
     fn copy_children(
         &self,
         src: &Path,
@@ -254,15 +272,60 @@ impl CopyJob<'_> {
         dst: &Path,
         dst_rel: &str,
     ) -> Result<()> {
-        for child in self.children(src, top, rel)? {
-            let child_dst_rel = format!("{dst_rel}/{}", child.name.to_string_lossy());
-            // Re-resolve in the rootfs: an existing symlink there must not lead out.
-            let child_dst = resolve_in(self.dest_root, &child_dst_rel, child.meta.is_dir())
-                .map_err(BuildError::io(dst.join(&child.name)))?;
-            self.copy_entry(&child.src, &child_dst, &child.meta)?;
-            if child.meta.is_dir() {
-                self.copy_children(&child.src, top, &child.rel, &child_dst, &child_dst_rel)?;
+        let children = self.children(src, top, rel)?;
+        let copy = |child: &Child| self.copy_child(child, top, dst, dst_rel);
+        let subdirs = children.iter().filter(|c| c.meta.is_dir()).count();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(COPY_THREADS)
+            .min(subdirs);
+        if rel != top || threads < 2 {
+            return children.iter().try_for_each(copy);
+        }
+        let next = AtomicUsize::new(0);
+        let failed = Mutex::new(None);
+        let work = || {
+            while let Some(child) = children.get(next.fetch_add(1, Ordering::Relaxed)) {
+                if let Err(e) = copy(child) {
+                    failed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(e);
+                    // The others stop at their next entry.
+                    next.store(children.len(), Ordering::Relaxed);
+                }
             }
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(work);
+            }
+            work();
+        });
+        match failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Copies `child` (and what is below it) into the directory `dst` (`dst_rel` in the
+    /// rootfs).
+    fn copy_child(&self, child: &Child, top: &str, dst: &Path, dst_rel: &str) -> Result<()> {
+        let child_dst_rel = format!("{dst_rel}/{}", child.name.to_string_lossy());
+        // `dst` is resolved already, so only the child itself can be a symlink; a directory
+        // goes where such a link leads (inside the rootfs), anything else replaces it.
+        let mut child_dst = dst.join(&child.name);
+        if child.meta.is_dir()
+            && fs::symlink_metadata(&child_dst).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            child_dst = resolve_in(self.dest_root, &child_dst_rel, true)
+                .map_err(BuildError::io(dst.join(&child.name)))?;
+        }
+        self.copy_entry(&child.src, &child_dst, &child.meta)?;
+        if child.meta.is_dir() {
+            self.copy_children(&child.src, top, &child.rel, &child_dst, &child_dst_rel)?;
+            // After its children, which changed its times.
+            set_times(&child_dst, &child.meta)?;
         }
         Ok(())
     }
@@ -305,17 +368,20 @@ impl CopyJob<'_> {
                 && !(is_dir && self.exclude.is_some_and(|e| e.may_include_below(rel))))
     }
 
-    /// What the copy reads: (path relative to the source root, host path), in copy order,
-    /// directories followed by what is copied from below them. The cache key hashes these.
-    pub fn inputs(&self, step: &str) -> Result<Vec<(String, PathBuf)>> {
+    /// What the copy reads, in copy order, directories followed by what is copied from below
+    /// them. The cache key hashes these.
+    pub fn inputs(&self, step: &str) -> Result<Vec<Input>> {
         let mut out = Vec::new();
         for src in &self.sources {
             let CopySource::Path(p) = src else { continue };
             for (rel, host) in self.expand(p, step)? {
-                let is_dir = fs::symlink_metadata(&host)
-                    .map_err(BuildError::io(&host))?
-                    .is_dir();
-                out.push((rel.clone(), host.clone()));
+                let meta = fs::symlink_metadata(&host).map_err(BuildError::io(&host))?;
+                let is_dir = meta.is_dir();
+                out.push(Input {
+                    rel: rel.clone(),
+                    host: host.clone(),
+                    meta,
+                });
                 if is_dir {
                     self.child_inputs(&host, &rel, &rel, &mut out)?;
                 }
@@ -324,23 +390,26 @@ impl CopyJob<'_> {
         Ok(out)
     }
 
-    fn child_inputs(
-        &self,
-        src: &Path,
-        top: &str,
-        rel: &str,
-        out: &mut Vec<(String, PathBuf)>,
-    ) -> Result<()> {
+    fn child_inputs(&self, src: &Path, top: &str, rel: &str, out: &mut Vec<Input>) -> Result<()> {
         for child in self.children(src, top, rel)? {
-            out.push((child.rel.clone(), child.src.clone()));
-            if child.meta.is_dir() {
-                self.child_inputs(&child.src, top, &child.rel, out)?;
+            let below = child
+                .meta
+                .is_dir()
+                .then(|| (child.src.clone(), child.rel.clone()));
+            out.push(Input {
+                rel: child.rel,
+                host: child.src,
+                meta: child.meta,
+            });
+            if let Some((src, rel)) = below {
+                self.child_inputs(&src, top, &rel, out)?;
             }
         }
         Ok(())
     }
 
-    /// Copies one entry (a directory without its children).
+    /// Copies one entry (a directory without its children, and without its times: the
+    /// caller sets them when its children are in).
     fn copy_entry(&self, src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<()> {
         let ft = meta.file_type();
         let source_owner = (meta.uid(), meta.gid());
@@ -353,34 +422,48 @@ impl CopyJob<'_> {
                 }
                 Err(_) => fs::create_dir(dst).map_err(BuildError::io(dst))?,
             }
-            self.finish_entry(dst, meta.mode() & 0o7777, source_owner)?;
+            return self.finish_entry(dst, meta.mode() & 0o7777, source_owner);
         } else if ft.is_symlink() {
             let target = fs::read_link(src).map_err(BuildError::io(src))?;
             remove_non_dir(dst)?;
             symlink(&target, dst).map_err(BuildError::io(dst))?;
             lchown(dst, self.owner.unwrap_or(source_owner))?;
         } else if ft.is_file() {
-            remove_non_dir(dst)?;
             let mut input = File::open(src).map_err(BuildError::io(src))?;
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(dst)
-                .map_err(BuildError::io(dst))?;
+            let create = || {
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(dst)
+            };
+            // Usually nothing is there: try first, look only when something is.
+            let mut out = match create() {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    remove_non_dir(dst)?;
+                    create()
+                }
+                other => other,
+            }
+            .map_err(BuildError::io(dst))?;
             io::copy(&mut input, &mut out).map_err(BuildError::io(dst))?;
-            drop(out);
-            self.finish_entry(dst, meta.mode() & 0o7777, source_owner)?;
+            // Owner, mode and times through the open file: no more path lookups.
+            let (uid, gid) = self.owner.unwrap_or(source_owner);
+            fchown(out.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                .map_err(|e| BuildError::io(dst)(e.into()))?;
+            let mode = self.chmod.unwrap_or(meta.mode() & 0o7777);
+            out.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(BuildError::io(dst))?;
+            let times = fs::FileTimes::new()
+                .set_accessed(meta.accessed().map_err(BuildError::io(src))?)
+                .set_modified(meta.modified().map_err(BuildError::io(src))?);
+            return out.set_times(times).map_err(BuildError::io(dst));
         } else {
             // Devices, fifos and sockets in a context are not copied (BuildKit refuses
             // most of them too).
             return Ok(());
         }
-        let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
-        let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
-        utimensat(None, dst, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
-            .map_err(|e| BuildError::io(dst)(e.into()))?;
-        Ok(())
+        set_times(dst, meta)
     }
 
     /// Owner and mode (the --chmod one if given) of a file or directory just written.
@@ -467,6 +550,14 @@ fn is_tar(path: &Path) -> Result<bool> {
         let _ = f.take(512).read_to_end(&mut head);
     }
     Ok(head.len() >= 263 && &head[257..262] == b"ustar")
+}
+
+/// Sets the atime and mtime of `path` (not following a symlink) to those of `meta`.
+fn set_times(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
+    let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    utimensat(None, path, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
+        .map_err(|e| BuildError::io(path)(e.into()))
 }
 
 fn remove_non_dir(path: &Path) -> Result<()> {

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use skiff_specs::store::BlobWriter;
 use skiff_specs::{Algorithm, Descriptor, Digest, DigestWriter, Store};
 use tar::{EntryType, Header};
 
@@ -16,12 +17,24 @@ use super::xattr::list_xattrs;
 use crate::compress::LayerCompression;
 use crate::error::{BuildError, Result};
 
-/// A layer written to the store.
-#[derive(Debug, Clone)]
-pub struct LayerBlob {
+/// A layer whose content is written but not yet in the store: [`LayerBlob::commit`] syncs
+/// it to disk and publishes it (slow for a big layer, so the executor does it while later
+/// steps run).
+#[derive(Debug)]
+pub struct LayerBlob<'s> {
     pub descriptor: Descriptor,
     /// Digest of the uncompressed tar (the config's rootfs.diff_ids entry).
     pub diff_id: Digest,
+    writer: BlobWriter<'s>,
+}
+
+impl LayerBlob<'_> {
+    /// Verifies the written blob against its descriptor, syncs and publishes it.
+    pub fn commit(self) -> Result<()> {
+        let d = &self.descriptor;
+        self.writer.finish(Some(&d.digest), Some(d.size))?.commit()?;
+        Ok(())
+    }
 }
 
 /// Whether the upper directory holds no change at all.
@@ -128,32 +141,40 @@ fn hidden_below(lower: &Path, rel: &str) -> bool {
 
 /// Writes the layer for `upper` into `store`. `clamp_mtime` (SOURCE_DATE_EPOCH) caps every
 /// entry's mtime.
-pub fn write_layer(
-    store: &Store,
+pub fn write_layer<'s>(
+    store: &'s Store,
     upper: &Path,
     clamp_mtime: Option<u64>,
     compression: LayerCompression,
-) -> Result<LayerBlob> {
+) -> Result<LayerBlob<'s>> {
     let werr = |e: io::Error| BuildError::Io {
         path: upper.to_owned(),
         source: e,
     };
-    let blob = store.blob_writer(Algorithm::Sha256)?;
+    // The blob's digest is taken here too, so the descriptor is known before the (slow)
+    // sync and commit.
+    let blob = DigestWriter::new(store.blob_writer(Algorithm::Sha256)?, Algorithm::Sha256);
     let packed = compression.encoder(blob).map_err(werr)?;
     let hashed = DigestWriter::new(packed, Algorithm::Sha256);
-    let mut builder = tar::Builder::new(hashed);
+    // Tar writes headers in 512-byte pieces: batch them for the hasher and the compressor.
+    let buffered = io::BufWriter::with_capacity(1 << 20, hashed);
+    let mut builder = tar::Builder::new(buffered);
     let mut walker = Walker {
         clamp_mtime,
         links: HashMap::new(),
     };
     walker.dir(&mut builder, upper, "")?;
-    let hashed = builder.into_inner().map_err(werr)?;
+    let hashed = builder
+        .into_inner()
+        .map_err(werr)?
+        .into_inner()
+        .map_err(|e| werr(e.into_error()))?;
     let (packed, diff_id, _) = hashed.finish();
-    let blob = packed.finish().map_err(werr)?;
-    let (digest, size) = blob.finish(None, None)?.commit()?;
+    let (writer, digest, size) = packed.finish().map_err(werr)?.finish();
     Ok(LayerBlob {
         descriptor: Descriptor::new(compression.media_type(), digest, size),
         diff_id,
+        writer,
     })
 }
 

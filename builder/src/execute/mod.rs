@@ -8,6 +8,7 @@
 
 mod base;
 mod cache;
+mod commit;
 mod config;
 mod copy;
 mod diff;
@@ -114,6 +115,8 @@ pub struct Executor<'a> {
     cache: cache::Cache,
     /// Digests of context files.
     stat: stat_cache::StatCache,
+    /// Publishes new layer blobs while later steps run.
+    committer: commit::Committer<'a>,
 }
 
 /// Locks a mutex; a thread that panicked while holding it leaves consistent data here
@@ -163,6 +166,7 @@ impl<'a> Executor<'a> {
                 &cache_root(&opts.store).join("stat"),
                 &opts.context,
             )),
+            committer: commit::Committer::default(),
         }
     }
 
@@ -170,19 +174,22 @@ impl<'a> Executor<'a> {
     /// done (so independent stages run concurrently), and returns the target's state.
     pub fn run(&self) -> Result<StageState> {
         let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
+            self.committer.start(scope, &self.cache);
             let handles: Vec<_> = self
                 .plan
                 .order
                 .iter()
                 .map(|&index| scope.spawn(move || self.run_stage(index)))
                 .collect();
-            handles
+            let outcomes = handles
                 .into_iter()
                 .map(|h| {
                     h.join()
                         .unwrap_or_else(|_| Err(BuildError::step("build", "a stage panicked")))
                 })
-                .collect()
+                .collect();
+            self.committer.stop();
+            outcomes
         });
         // Report the stage that failed, not those it cancelled.
         let mut cancelled = None;
@@ -194,6 +201,9 @@ impl<'a> Executor<'a> {
             }
         }
         if let Some(e) = cancelled {
+            return Err(e);
+        }
+        if let Some(e) = self.committer.take_error() {
             return Err(e);
         }
         // The stat cache is a shortcut only: failing to save it costs time, not correctness.
@@ -799,12 +809,17 @@ impl<'a> Executor<'a> {
             layer: Some((layer.descriptor.clone(), layer.diff_id.clone())),
             created: created.clone(),
         };
-        self.record(&state.key, entry);
         state.layers.push(Layer {
-            blob: layer.descriptor,
-            diff_id: layer.diff_id,
+            blob: layer.descriptor.clone(),
+            diff_id: layer.diff_id.clone(),
             dir: snap.upper.clone(),
         });
+        let pending = commit::Pending {
+            blob: layer,
+            key: state.key.clone(),
+            entry,
+        };
+        self.committer.submit(pending, &self.cache);
         self.history_at(state, inst, false, created);
         Ok(())
     }
@@ -895,15 +910,14 @@ impl Executor<'_> {
 
     /// A digest of the context files a COPY reads: each path with its type, mode, owner,
     /// and content (files) or target (symlinks); mtimes left out.
-    fn context_digest(&self, inputs: &[(String, PathBuf)]) -> Result<String> {
+    fn context_digest(&self, inputs: &[copy::Input]) -> Result<String> {
         use std::os::unix::fs::MetadataExt;
         let mut h = Hasher::new(skiff_specs::Algorithm::Sha256);
-        for (rel, host) in inputs {
-            let meta = std::fs::symlink_metadata(host).map_err(BuildError::io(host))?;
+        for copy::Input { rel, host, meta } in inputs {
             let what = if meta.is_file() {
-                let (meta, digest) = self
+                let digest = self
                     .stat
-                    .file_digest(rel, host)
+                    .digest(rel, host, meta)
                     .map_err(BuildError::io(host))?;
                 format!(
                     "file {:o} {} {} {digest}",

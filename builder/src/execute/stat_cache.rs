@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
 use skiff_specs::{Algorithm, Digest, Hasher};
 
 use super::lock;
@@ -23,8 +22,13 @@ use super::lock;
 /// coarse clock, and some filesystems keep whole (or even two) seconds.
 const GRANULARITY_NS: i64 = 2_000_000_000;
 
-/// Bumped when the file's layout changes; other versions are ignored.
-const VERSION: u64 = 1;
+/// The file starts with this and the layout's version (bumped when it changes; other
+/// versions are ignored) and ends with the hex sha256 of what comes before: a damaged file
+/// is never read.
+const MAGIC: &[u8; 12] = b"skiff-stat\0\0";
+const VERSION: u32 = 2;
+/// Fixed part of a record: dev, ino, size, mtime_ns, ctime_ns, mode, checked_ns, hex digest.
+const FIXED: usize = 8 * 5 + 4 + 8 + 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
@@ -53,32 +57,71 @@ impl Entry {
         self.mtime_ns >= limit || self.ctime_ns >= limit
     }
 
-    fn to_json(&self) -> Value {
-        json!([
-            self.dev,
-            self.ino,
-            self.size,
-            self.mtime_ns,
-            self.ctime_ns,
-            self.mode,
-            self.checked_ns,
-            self.digest.to_string()
-        ])
+    fn write(&self, rel: &str, out: &mut Vec<u8>) {
+        let len = u32::try_from(rel.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(rel.as_bytes());
+        for v in [self.dev, self.ino, self.size] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [self.mtime_ns, self.ctime_ns] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.mode.to_le_bytes());
+        out.extend_from_slice(&self.checked_ns.to_le_bytes());
+        out.extend_from_slice(self.digest.hex().as_bytes());
     }
 
-    fn from_json(v: &Value) -> Option<Entry> {
-        let a = v.as_array()?;
-        Some(Entry {
-            dev: a.first()?.as_u64()?,
-            ino: a.get(1)?.as_u64()?,
-            size: a.get(2)?.as_u64()?,
-            mtime_ns: a.get(3)?.as_i64()?,
-            ctime_ns: a.get(4)?.as_i64()?,
-            mode: u32::try_from(a.get(5)?.as_u64()?).ok()?,
-            checked_ns: a.get(6)?.as_i64()?,
-            digest: Digest::parse(a.get(7)?.as_str()?).ok()?,
-        })
+    /// The record at the start of `input` and the rest; None when it is malformed.
+    fn read(input: &[u8]) -> Option<(String, Entry, &[u8])> {
+        let (len, rest) = input.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+        if rest.len() < len.checked_add(FIXED)? {
+            return None;
+        }
+        let (rel, rest) = rest.split_at(len);
+        let rel = std::str::from_utf8(rel).ok()?.to_owned();
+        let (fixed, rest) = rest.split_at(FIXED);
+        let u64_at = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(fixed.get(i..i + 8)?.try_into().ok()?))
+        };
+        let i64_at = |i: usize| -> Option<i64> {
+            Some(i64::from_le_bytes(fixed.get(i..i + 8)?.try_into().ok()?))
+        };
+        let hex = std::str::from_utf8(fixed.get(52..116)?).ok()?;
+        let entry = Entry {
+            dev: u64_at(0)?,
+            ino: u64_at(8)?,
+            size: u64_at(16)?,
+            mtime_ns: i64_at(24)?,
+            ctime_ns: i64_at(32)?,
+            mode: u32::from_le_bytes(fixed.get(40..44)?.try_into().ok()?),
+            checked_ns: i64_at(44)?,
+            digest: Digest::from_parts(Algorithm::Sha256, hex).ok()?,
+        };
+        Some((rel, entry, rest))
     }
+}
+
+/// The entries of a saved cache; None when it is not a whole file of this version.
+fn parse(bytes: &[u8]) -> Option<HashMap<String, Entry>> {
+    let body_len = bytes.len().checked_sub(64)?;
+    let (body, sum) = bytes.split_at(body_len);
+    if Digest::sha256_of(body).hex().as_bytes() != sum {
+        return None;
+    }
+    let rest = body.strip_prefix(MAGIC.as_slice())?;
+    let (version, mut rest) = rest.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*version) != VERSION {
+        return None;
+    }
+    let mut entries = HashMap::new();
+    while !rest.is_empty() {
+        let (rel, entry, more) = Entry::read(rest)?;
+        entries.insert(rel, entry);
+        rest = more;
+    }
+    Some(entries)
 }
 
 fn mtime_ns(meta: &fs::Metadata) -> i64 {
@@ -113,7 +156,7 @@ pub struct StatCache {
 pub fn file_for(dir: &Path, context: &Path) -> PathBuf {
     let abs = fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
     let name = Digest::sha256_of(abs.as_os_str().as_encoded_bytes());
-    dir.join(format!("{}.json", name.hex()))
+    dir.join(format!("{}.bin", name.hex()))
 }
 
 impl StatCache {
@@ -122,15 +165,7 @@ impl StatCache {
     pub fn load(file: PathBuf) -> StatCache {
         let entries = fs::read(&file)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .filter(|v| v["version"].as_u64() == Some(VERSION))
-            .and_then(|v| {
-                v["entries"].as_object().map(|m| {
-                    m.iter()
-                        .filter_map(|(k, e)| Entry::from_json(e).map(|e| (k.clone(), e)))
-                        .collect()
-                })
-            })
+            .and_then(|b| parse(&b))
             .unwrap_or_default();
         StatCache {
             file,
@@ -139,26 +174,40 @@ impl StatCache {
         }
     }
 
-    /// The digest of the content of the regular file `host` (`rel` in the context), read
-    /// only when its stat changed or its entry is racily clean. Also returns its metadata.
+    /// `digest` with the file's metadata read here, which it returns too.
+    #[cfg(test)]
     pub fn file_digest(&self, rel: &str, host: &Path) -> io::Result<(fs::Metadata, Digest)> {
-        let checked_ns = now_ns();
         let meta = fs::symlink_metadata(host)?;
+        let digest = self.digest(rel, host, &meta)?;
+        Ok((meta, digest))
+    }
+
+    /// The digest of the content of the regular file `host` (`rel` in the context), whose
+    /// metadata the caller has just read: read only when its stat changed or its entry is
+    /// racily clean.
+    pub fn digest(&self, rel: &str, host: &Path, meta: &fs::Metadata) -> io::Result<Digest> {
         if let Some(e) = lock(&self.entries).get(rel) {
-            if e.matches(&meta) && !e.racily_clean() {
-                return Ok((meta, e.digest.clone()));
+            if e.matches(meta) && !e.racily_clean() {
+                return Ok(e.digest.clone());
             }
         }
+        // Taken before the content is read: an edit after this time makes the entry racily
+        // clean (or changes the stat), so it cannot hide behind the recorded digest.
+        let checked_ns = now_ns();
         let digest = hash_file(host)?;
-        // Stat again: a file that changed while being read gets no entry.
+        // Stat again: a file that changed since `meta` gets no entry.
         let after = fs::symlink_metadata(host)?;
-        if mtime_ns(&after) == mtime_ns(&meta) && ctime_ns(&after) == ctime_ns(&meta) {
+        if mtime_ns(&after) == mtime_ns(meta)
+            && ctime_ns(&after) == ctime_ns(meta)
+            && after.size() == meta.size()
+            && after.ino() == meta.ino()
+        {
             let entry = Entry {
                 dev: meta.dev(),
                 ino: meta.ino(),
                 size: meta.size(),
-                mtime_ns: mtime_ns(&meta),
-                ctime_ns: ctime_ns(&meta),
+                mtime_ns: mtime_ns(meta),
+                ctime_ns: ctime_ns(meta),
                 mode: meta.mode(),
                 checked_ns,
                 digest: digest.clone(),
@@ -166,7 +215,7 @@ impl StatCache {
             lock(&self.entries).insert(rel.to_owned(), entry);
             *lock(&self.dirty) = true;
         }
-        Ok((meta, digest))
+        Ok(digest)
     }
 
     /// Writes the cache back if it changed: a temp file, fsync, rename, so a reader sees the
@@ -175,12 +224,21 @@ impl StatCache {
         if !*lock(&self.dirty) {
             return Ok(());
         }
-        let entries: serde_json::Map<String, Value> = lock(&self.entries)
-            .iter()
-            .map(|(k, e)| (k.clone(), e.to_json()))
-            .collect();
-        let doc = json!({"version": VERSION, "written_ns": now_ns(), "entries": entries});
-        write_atomic(&self.file, doc.to_string().as_bytes())
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        for (rel, e) in lock(&self.entries).iter() {
+            e.write(rel, &mut out);
+        }
+        let sum = Digest::sha256_of(&out);
+        out.extend_from_slice(sum.hex().as_bytes());
+        write_atomic(&self.file, &out)?;
+        // The JSON cache of earlier versions, if any, is dead weight.
+        let legacy = self.file.with_extension("json");
+        if legacy != self.file {
+            let _ = fs::remove_file(legacy);
+        }
+        Ok(())
     }
 }
 
@@ -244,7 +302,7 @@ mod tests {
         let file = dir.path().join("f");
         fs::write(&file, "aaaa")?;
         age(&file)?;
-        let cache = StatCache::load(dir.path().join("cache.json"));
+        let cache = StatCache::load(dir.path().join("cache.bin"));
         let real = cache.file_digest("f", &file)?.1;
         assert_eq!(real, Digest::sha256_of(b"aaaa"));
 
@@ -263,7 +321,7 @@ mod tests {
         settle(&cache, "f")?;
         *lock(&cache.dirty) = true;
         cache.save()?;
-        let again = StatCache::load(dir.path().join("cache.json"));
+        let again = StatCache::load(dir.path().join("cache.bin"));
         assert_eq!(again.file_digest("f", &file)?.1, fake);
         Ok(())
     }
@@ -273,7 +331,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("f");
         fs::write(&file, "aaaa")?;
-        let cache = StatCache::load(dir.path().join("cache.json"));
+        let cache = StatCache::load(dir.path().join("cache.bin"));
         cache.file_digest("f", &file)?;
         // Checked right after the write: mtime and ctime are too close to trust.
         {
@@ -283,6 +341,27 @@ mod tests {
             e.digest = Digest::sha256_of(b"not the content");
         }
         assert_eq!(cache.file_digest("f", &file)?.1, Digest::sha256_of(b"aaaa"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_cache_file_is_not_read() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("f");
+        fs::write(&file, "aaaa")?;
+        age(&file)?;
+        let saved = dir.path().join("cache.bin");
+        let cache = StatCache::load(saved.clone());
+        cache.file_digest("f", &file)?;
+        cache.save()?;
+        assert_eq!(lock(&StatCache::load(saved.clone()).entries).len(), 1);
+        let mut bytes = fs::read(&saved)?;
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        fs::write(&saved, &bytes)?;
+        assert!(lock(&StatCache::load(saved.clone()).entries).is_empty());
+        fs::write(&saved, &bytes[..mid])?;
+        assert!(lock(&StatCache::load(saved).entries).is_empty());
         Ok(())
     }
 }
