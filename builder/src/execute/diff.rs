@@ -32,7 +32,9 @@ impl LayerBlob<'_> {
     /// Verifies the written blob against its descriptor, syncs and publishes it.
     pub fn commit(self) -> Result<()> {
         let d = &self.descriptor;
-        self.writer.finish(Some(&d.digest), Some(d.size))?.commit()?;
+        self.writer
+            .finish(Some(&d.digest), Some(d.size))?
+            .commit()?;
         Ok(())
     }
 }
