@@ -449,8 +449,12 @@ impl CopyJob<'_> {
             io::copy(&mut input, &mut out).map_err(BuildError::io(dst))?;
             // Owner, mode and times through the open file: no more path lookups.
             let (uid, gid) = self.owner.unwrap_or(source_owner);
-            fchown(out.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-                .map_err(|e| BuildError::io(dst)(e.into()))?;
+            fchown(
+                out.as_raw_fd(),
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
+            )
+            .map_err(|e| BuildError::io(dst)(e.into()))?;
             let mode = self.chmod.unwrap_or(meta.mode() & 0o7777);
             out.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(BuildError::io(dst))?;
