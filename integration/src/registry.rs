@@ -45,17 +45,30 @@ impl Registry {
     /// a loopback HTTP server that wants `user` and `password` (basic) and hands out JWTs
     /// signed with a key made for this registry, granting whatever scope is asked.
     pub fn start_with_token_service(user: &str, password: &str) -> Result<Registry> {
-        Self::start_inner(Auth::Token(user, password))
+        Self::start_inner(Auth::Token(user, password), false)
+    }
+
+    /// Starts an open registry that speaks HTTPS with a self-signed certificate for
+    /// 127.0.0.1; [`Registry::tls_cert`] is the file to trust.
+    pub fn start_tls() -> Result<Registry> {
+        Self::start_inner(Auth::None, true)
+    }
+
+    /// The CA certificate that signed the certificate of a registry started with
+    /// [`Registry::start_tls`].
+    pub fn tls_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     fn start_with(auth: Option<(&str, &str)>) -> Result<Registry> {
-        Self::start_inner(match auth {
+        let auth = match auth {
             Some((u, p)) => Auth::Htpasswd(u, p),
             None => Auth::None,
-        })
+        };
+        Self::start_inner(auth, false)
     }
 
-    fn start_inner(auth: Auth<'_>) -> Result<Registry> {
+    fn start_inner(auth: Auth<'_>, tls: bool) -> Result<Registry> {
         let dir = tempfile::Builder::new()
             .prefix("skiff-registry-")
             .tempdir()?;
@@ -68,6 +81,33 @@ impl Registry {
              http:\n  addr: {addr}\n  secret: skiff-test-secret\n",
             data = dir.path().join("data").display(),
         );
+        if tls {
+            // A CA (what clients trust) and a server certificate for 127.0.0.1 it signed:
+            // webpki refuses a CA certificate as the server's own.
+            let script = "set -e
+                ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
+                openssl req -x509 $ec -days 1 -subj /CN=skiff-test-ca -keyout ca-key.pem -out ca.pem
+                openssl req $ec -subj /CN=127.0.0.1 -keyout tls-key.pem -out tls.csr
+                printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext
+                openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \\
+                    -days 1 -extfile ext -out tls-cert.pem";
+            let out = Command::new("sh")
+                .args(["-c", script])
+                .current_dir(dir.path())
+                .output()
+                .context("cannot run openssl")?;
+            if !out.status.success() {
+                bail!(
+                    "making test certificates failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("tls-cert.pem").display(),
+                dir.path().join("tls-key.pem").display()
+            ));
+        }
         if let Auth::Token(user, password) = auth {
             let realm = token::serve(dir.path(), user, password)?;
             config.push_str(&format!(

@@ -634,3 +634,39 @@ fn an_index_is_pushed_with_its_manifests_and_pulls_for_the_host() -> Result<()> 
     assert_eq!(pulled.manifest.digest, manifest.digest);
     Ok(())
 }
+
+#[test]
+fn https_registries_are_checked_against_the_trusted_roots() -> Result<()> {
+    let reg = Registry::start_tls()?;
+    let f = Fixture::new()?;
+    let host = reg.host();
+    let cert = reg.tls_cert();
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-cert-dir",
+        &f.path("no-certs").display().to_string(),
+        "--dest-tls-verify=false",
+        &format!("oci-archive:{}", busybox_archive()?.display()),
+        &format!("docker://{host}/tls/busybox:1"),
+    ])?;
+    let store = f.store("store");
+    let name = format!("{host}/tls/busybox:1");
+    // Not trusted: a TLS error naming the URL, and nothing stored.
+    let err = f.fails(&["image", "pull", "--store", &store, &name])?;
+    assert!(
+        err.contains(&format!("https://{host}/v2/")) && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // Trusted through the system's trust store settings (SSL_CERT_FILE).
+    let out = f
+        .build_cmd(&["image", "pull", "--store", &store, &name])
+        .env("SSL_CERT_FILE", &cert)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

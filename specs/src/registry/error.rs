@@ -10,9 +10,15 @@ use crate::store::StoreError;
 pub enum RegistryError {
     #[error("invalid image reference {reference:?}: {reason}")]
     Reference { reference: String, reason: String },
-    /// No reply: connection, TLS, DNS or protocol failure, or a timeout.
+    /// No reply: connection, TLS, DNS or protocol failure, or a timeout. `transient` when
+    /// trying again may help (a reset or refused connection, a timeout; not a bad
+    /// certificate or an unknown host).
     #[error("{url}: {reason}")]
-    Request { url: String, reason: String },
+    Request {
+        url: String,
+        reason: String,
+        transient: bool,
+    },
     /// A reply with an unexpected status; `message` is the registry's error text, if any.
     #[error("{url}: registry replied {status}{message}")]
     Status {
@@ -42,7 +48,8 @@ impl RegistryError {
     /// Worth trying again: no reply, a cut body, or a server-side failure.
     pub fn is_transient(&self) -> bool {
         match self {
-            RegistryError::Request { .. } | RegistryError::Body { .. } => true,
+            RegistryError::Request { transient, .. } => *transient,
+            RegistryError::Body { .. } => true,
             RegistryError::Status { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

@@ -373,6 +373,7 @@ impl Session<'_> {
         let failed = |e: ureq::Error| RegistryError::Request {
             url: url.to_owned(),
             reason: e.to_string(),
+            transient: is_transient(&e),
         };
         macro_rules! with_headers {
             ($builder:expr) => {{
@@ -419,6 +420,26 @@ impl Session<'_> {
                 }
             }
         }
+    }
+}
+
+/// Failures worth a retry: the connection broke or timed out. TLS, DNS and protocol
+/// errors will be the same next time.
+fn is_transient(e: &ureq::Error) -> bool {
+    use io::ErrorKind::*;
+    match e {
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ConnectionReset
+                | ConnectionAborted
+                | ConnectionRefused
+                | BrokenPipe
+                | UnexpectedEof
+                | TimedOut
+                | Interrupted
+        ),
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::BodyStalled => true,
+        _ => false,
     }
 }
 
