@@ -38,6 +38,9 @@ pub enum RegistryError {
     },
     #[error("{url}: {source}")]
     Body { url: String, source: io::Error },
+    /// The store's image cannot be pushed as it is.
+    #[error("cannot push to {target}: {reason}")]
+    Unpushable { target: String, reason: String },
     #[error("{}: {reason}", path.display())]
     Credentials { path: PathBuf, reason: String },
     #[error(transparent)]

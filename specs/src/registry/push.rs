@@ -58,8 +58,8 @@ pub fn push(
                 continue;
             }
             if !store.has_blob(&child.digest)? {
-                return Err(RegistryError::BadReply {
-                    url: target.to_string(),
+                return Err(RegistryError::Unpushable {
+                    target: target.to_string(),
                     reason: format!(
                         "the index names manifest {} ({}) which is not in the store; \
                          push a single platform instead",
@@ -77,8 +77,8 @@ pub fn push(
     } else if media_type::is_manifest(&descriptor.media_type) {
         add_manifest(descriptor, &mut blobs)?;
     } else {
-        return Err(RegistryError::BadReply {
-            url: target.to_string(),
+        return Err(RegistryError::Unpushable {
+            target: target.to_string(),
             reason: format!(
                 "{:?} is not an image manifest or index",
                 descriptor.media_type
