@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use skiff_specs::media_type::Compression;
 use skiff_specs::{Descriptor, Digest, Store};
 
-use super::stat_cache::write_atomic;
+use super::stat_cache::write_replace;
 
 /// A cached step result.
 #[derive(Debug, Clone)]
@@ -99,6 +99,8 @@ impl Cache {
             Some((blob, diff_id)) => json!({"blob": blob, "diff_id": diff_id.to_string()}),
         };
         let doc = json!({"key": key.to_string(), "layer": layer, "created": entry.created});
-        write_atomic(&self.path(key), doc.to_string().as_bytes())
+        // Not synced: a damaged entry does not parse or names another key, and the blob it
+        // names was synced before it was written.
+        write_replace(&self.path(key), doc.to_string().as_bytes())
     }
 }

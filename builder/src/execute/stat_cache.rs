@@ -218,8 +218,8 @@ impl StatCache {
         Ok(digest)
     }
 
-    /// Writes the cache back if it changed: a temp file, fsync, rename, so a reader sees the
-    /// old or the new cache, never a part.
+    /// Writes the cache back if it changed: a temp file renamed into place, so a reader sees
+    /// the old or the new cache, never a part.
     pub fn save(&self) -> io::Result<()> {
         if !*lock(&self.dirty) {
             return Ok(());
@@ -232,7 +232,9 @@ impl StatCache {
         }
         let sum = Digest::sha256_of(&out);
         out.extend_from_slice(sum.hex().as_bytes());
-        write_atomic(&self.file, &out)?;
+        // No fsync: a file a crash damaged fails its checksum, and an older one is as good
+        // (entries are only trusted when the stat matches).
+        write_replace(&self.file, &out)?;
         // The JSON cache of earlier versions, if any, is dead weight.
         let legacy = self.file.with_extension("json");
         if legacy != self.file {
@@ -255,6 +257,20 @@ pub fn hash_file(path: &Path) -> io::Result<Digest> {
         hasher.update(&buf[..n]);
     }
     Ok(hasher.finish())
+}
+
+/// Replaces `path` with `bytes` through a temp file and a rename (a reader sees the old or
+/// the new content, never a part), without syncing: for files whose readers detect a
+/// damaged or stale copy and only lose time on it.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("no parent directory"))?;
+    fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Writes `path` atomically: a temp file in the same directory (named `.tmp-*`, so sweeps
