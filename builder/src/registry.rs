@@ -32,10 +32,17 @@ pub fn reference(option: &'static str, name: &str) -> Result<Reference> {
 /// Pulls `reference` for the host into the store.
 pub fn pull(store: &Store, reference: &Reference) -> Result<Pulled> {
     eprintln!("pulling {reference}");
-    registry::pull(&client(), store, reference, &Platform::host()).map_err(|e| BuildError::Step {
-        step: format!("pulling {reference}"),
-        reason: e.to_string(),
-    })
+    let pulled = registry::pull(&client(), store, reference, &Platform::host()).map_err(|e| {
+        BuildError::Step {
+            step: format!("pulling {reference}"),
+            reason: e.to_string(),
+        }
+    })?;
+    eprintln!(
+        "pulled {reference}: {} blobs, {} bytes",
+        pulled.fetched, pulled.fetched_bytes
+    );
+    Ok(pulled)
 }
 
 /// Pushes the store's image `name` (a store name or digest) to `target`.

@@ -7,7 +7,11 @@ use skiff_specs::Store;
 pub fn run(store: &Store, image: &str) -> Result<()> {
     let reference = registry::reference("image", image)?;
     let pulled = registry::pull(store, &reference)?;
-    eprintln!("{} blobs fetched", pulled.fetched);
+    eprintln!(
+        "{} blobs fetched ({})",
+        pulled.fetched,
+        super::human_size(pulled.fetched_bytes)
+    );
     println!("{}@{}", pulled.name, pulled.manifest.digest);
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct Pulled {
     pub name: String,
     /// Blobs fetched (the others were in the store already).
     pub fetched: usize,
+    /// Their bytes.
+    pub fetched_bytes: u64,
 }
 
 /// Pulls `reference` for `platform` into `store` and names it there by its normalised
@@ -86,7 +88,7 @@ pub fn pull(
             blobs.push(layer.clone());
         }
     }
-    let fetched = fetch_blobs(&session, store, &blobs)?;
+    let (fetched, fetched_bytes) = fetch_blobs(&session, store, &blobs)?;
     // The manifest goes in last: once it is there, everything it names is.
     store.put_blob(&bytes[..], Some(&descriptor.digest), Some(descriptor.size))?;
     let name = reference.to_string();
@@ -95,6 +97,7 @@ pub fn pull(
         manifest: descriptor,
         name,
         fetched,
+        fetched_bytes,
     })
 }
 
@@ -191,18 +194,20 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Fetches the blobs the store lacks, `parallel` at a time; returns how many it fetched.
+/// Fetches the blobs the store lacks, `parallel` at a time, largest first (so the longest
+/// download starts at once); returns how many it fetched and their bytes.
 fn fetch_blobs(
     session: &Session<'_>,
     store: &Store,
     blobs: &[Descriptor],
-) -> Result<usize, RegistryError> {
+) -> Result<(usize, u64), RegistryError> {
     let mut missing = Vec::new();
     for b in blobs {
         if !store.has_blob(&b.digest)? {
             missing.push(b);
         }
     }
+    missing.sort_by_key(|b| std::cmp::Reverse(b.size));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error = Mutex::new(None);
@@ -227,7 +232,7 @@ fn fetch_blobs(
     });
     match first_error.into_inner().ok().flatten() {
         Some(e) => Err(e),
-        None => Ok(missing.len()),
+        None => Ok((missing.len(), missing.iter().map(|b| b.size).sum())),
     }
 }
 
