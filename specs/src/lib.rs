@@ -7,19 +7,19 @@ pub mod archive;
 pub mod config;
 pub mod descriptor;
 pub mod digest;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod image;
 pub mod index;
 pub mod manifest;
 pub mod media_type;
+#[cfg(feature = "http")]
+pub mod registry;
 pub mod rootfs;
 pub mod runtime_config;
 pub mod runtime_spec;
 pub mod security;
 pub mod store;
-#[cfg(feature = "http")]
-pub mod http;
-#[cfg(feature = "http")]
-pub mod registry;
 pub mod user;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
