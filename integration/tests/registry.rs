@@ -244,6 +244,26 @@ fn build_from_a_registry_image_and_push_the_result() -> Result<()> {
     let err = f.fails(&["--store", &store, "-t", &target, "--push", &ctx_s])?;
     assert!(err.contains(&format!("https://{host}/v2/")), "{err}");
 
+    // gzip layers go up as gzip, with their media type.
+    let gz = format!("{host}/built/gz:v1");
+    f.ok(&[
+        "--store",
+        &store,
+        "--insecure-registry",
+        host,
+        "--compression",
+        "gzip",
+        "-t",
+        &gz,
+        "--push",
+        &ctx_s,
+    ])?;
+    let pushed = inspect_raw(&format!("docker://{gz}"))?;
+    assert_eq!(
+        pushed["layers"][1]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+
     // FROM by digest, into a store that has nothing yet.
     let digest = inspect_digest(&format!("docker://{host}/base/busybox:latest"))?;
     fs::write(
