@@ -136,6 +136,15 @@ pub enum Command {
     /// Log in to a registry: check the credentials against it and save them in docker's
     /// config file (`auths`), where pulls and pushes find them.
     Login(LoginArgs),
+    /// Remove a registry's saved credentials from docker's config file.
+    Logout(LogoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry: HOST[:PORT] as in image names.
+    #[arg(default_value = skiff_specs::registry::DOCKER_HUB)]
+    pub registry: String,
 }
 
 #[derive(Debug, Args)]

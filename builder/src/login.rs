@@ -1,11 +1,12 @@
-//! `skiff-build login`: check credentials against a registry and save them.
+//! `skiff-build login`: check credentials against a registry and save them; `logout`
+//! forgets them.
 
 use std::io::BufRead;
 
 use anyhow::{bail, Context, Result};
 use skiff_specs::registry::{self, Credentials};
 
-use crate::cli::LoginArgs;
+use crate::cli::{LoginArgs, LogoutArgs};
 
 pub fn run(args: &LoginArgs) -> Result<()> {
     let password = match (&args.password, args.password_stdin) {
@@ -35,5 +36,20 @@ pub fn run(args: &LoginArgs) -> Result<()> {
     )
     .with_context(|| format!("logging in to {}", args.registry))?;
     eprintln!("Login Succeeded (credentials saved in {})", path.display());
+    Ok(())
+}
+
+pub fn logout(args: &LogoutArgs) -> Result<()> {
+    let client = skiff_builder::registry::client();
+    match registry::logout(&client, &args.registry)
+        .with_context(|| format!("logging out of {}", args.registry))?
+    {
+        Some(path) => eprintln!(
+            "Removed login credentials for {} from {}",
+            args.registry,
+            path.display()
+        ),
+        None => eprintln!("Not logged in to {}", args.registry),
+    }
     Ok(())
 }

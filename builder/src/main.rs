@@ -149,6 +149,7 @@ fn main() -> ExitCode {
         Some(Command::Image(ImageCommand::Unpack(args))) => Some(unpack(&args)),
         Some(Command::Image(command)) => Some(image::run(command)),
         Some(Command::Login(args)) => Some(login::run(&args)),
+        Some(Command::Logout(args)) => Some(login::logout(&args)),
         None => None,
     };
     if let Some(result) = subcommand {

@@ -410,6 +410,13 @@ fn basic_auth_with_htpasswd() -> Result<()> {
         host,
         &target,
     ])?;
+
+    // After a logout the registry wants credentials again.
+    f.ok(&["logout", host])?;
+    let config: Value = serde_json::from_slice(&fs::read(f.path("docker-config/config.json"))?)?;
+    assert!(config["auths"].get(host).is_none(), "{config}");
+    let err = f.fails(&push)?;
+    assert!(err.contains("authentication required"), "{err}");
     Ok(())
 }
 

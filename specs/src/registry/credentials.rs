@@ -190,14 +190,9 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, Strin
     }))
 }
 
-/// Checks `credentials` against `registry` (as `docker login` does) and saves them in the
-/// config file's `auths`. Returns the file written.
-pub fn login(
-    client: &Client,
-    registry: &str,
-    credentials: &Credentials,
-) -> Result<PathBuf, RegistryError> {
-    let path = client
+/// The config file `client` reads and writes.
+fn client_config_path(client: &Client) -> Result<PathBuf, RegistryError> {
+    client
         .options()
         .docker_config
         .clone()
@@ -205,12 +200,18 @@ pub fn login(
         .ok_or_else(|| RegistryError::Credentials {
             path: PathBuf::from("~/.docker/config.json"),
             reason: "neither DOCKER_CONFIG nor HOME is set".to_owned(),
-        })?;
+        })
+}
+
+/// Checks `credentials` against `registry` (as `docker login` does) and saves them in the
+/// config file's `auths`. Returns the file written.
+pub fn login(
+    client: &Client,
+    registry: &str,
+    credentials: &Credentials,
+) -> Result<PathBuf, RegistryError> {
+    let path = client_config_path(client)?;
     client.check_login(registry, credentials)?;
-    let bad = |reason: String| RegistryError::Credentials {
-        path: path.clone(),
-        reason,
-    };
     let mut config = read_config(&path)?.unwrap_or_default();
     let key = if registry == DOCKER_HUB {
         DOCKER_HUB_KEY
@@ -221,18 +222,50 @@ pub fn login(
         .entry("auths")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(auths) = auths else {
-        return Err(bad("auths is not an object".to_owned()));
+        return Err(RegistryError::Credentials {
+            path,
+            reason: "auths is not an object".to_owned(),
+        });
     };
     let pair = format!("{}:{}", credentials.username, credentials.password);
     let mut entry = Map::new();
     entry.insert("auth".to_owned(), Value::String(BASE64.encode(pair)));
     auths.insert(key.to_owned(), Value::Object(entry));
+    write_config(&path, config)?;
+    Ok(path)
+}
+
+/// Removes `registry`'s `auths` entries from the config file (a credential helper's store
+/// is left alone). Returns the file when it had any.
+pub fn logout(client: &Client, registry: &str) -> Result<Option<PathBuf>, RegistryError> {
+    let path = client_config_path(client)?;
+    let Some(mut config) = read_config(&path)? else {
+        return Ok(None);
+    };
+    let Some(Value::Object(auths)) = config.get_mut("auths") else {
+        return Ok(None);
+    };
+    let before = auths.len();
+    auths.retain(|key, _| !keys_match(key, registry));
+    if auths.len() == before {
+        return Ok(None);
+    }
+    write_config(&path, config)?;
+    Ok(Some(path))
+}
+
+/// Replaces the config file: it holds secrets, so it is written private (0600) and
+/// renamed into place.
+fn write_config(path: &Path, config: Map<String, Value>) -> Result<(), RegistryError> {
+    let bad = |reason: String| RegistryError::Credentials {
+        path: path.to_owned(),
+        reason,
+    };
     let dir = path
         .parent()
         .ok_or_else(|| bad("has no parent directory".to_owned()))?;
     std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
     let text = serde_json::to_vec_pretty(&Value::Object(config)).map_err(|e| bad(e.to_string()))?;
-    // The file holds secrets: written private, replaced atomically.
     let mut temp = tempfile::Builder::new()
         .prefix(".config.json.")
         .tempfile_in(dir)
@@ -240,8 +273,8 @@ pub fn login(
     temp.write_all(&text)
         .and_then(|()| temp.as_file().sync_all())
         .map_err(|e| bad(e.to_string()))?;
-    temp.persist(&path).map_err(|e| bad(e.error.to_string()))?;
-    Ok(path)
+    temp.persist(path).map_err(|e| bad(e.error.to_string()))?;
+    Ok(())
 }
 
 #[cfg(test)]

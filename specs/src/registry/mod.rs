@@ -16,7 +16,7 @@ mod reference;
 mod session;
 mod upload;
 
-pub use credentials::{login, Credentials};
+pub use credentials::{login, logout, Credentials};
 pub use error::RegistryError;
 pub use ingest::INGEST_DIR;
 pub use pull::{pull, Pulled};
