@@ -60,7 +60,10 @@ fn demo_builds_and_runs_the_example_app() -> Result<()> {
     ] {
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
     }
-    // Again: the base's steps come from the cache, the app runs the same.
+    // Again: every step that touches files comes from the cache, both images come out
+    // the same (a fully cached rebuild is the same image), the app runs the same.
+    let first = digests(&all);
+    assert_eq!(first.len(), 2, "{all}");
     let again = demo(tmp.path())?;
     let all = text(&again);
     assert!(again.status.success(), "{all}");
@@ -68,6 +71,8 @@ fn demo_builds_and_runs_the_example_app() -> Result<()> {
         all.contains("COPY busybox /bin/busybox\n#2 CACHED"),
         "{all}"
     );
+    assert!(all.contains("COPY src/ ./\n#3 CACHED"), "{all}");
+    assert_eq!(digests(&all), first, "{all}");
     assert!(all.contains("user app (uid 1000)"), "{all}");
     Ok(())
 }
