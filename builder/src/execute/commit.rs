@@ -1,26 +1,29 @@
 //! Publishing new layer blobs in the background. Syncing a big blob to disk takes long and
 //! uses no CPU, and the steps after it need only the layer's directory, not its blob: so a
-//! step hands its blob to a commit thread and goes on. The thread syncs and publishes each
-//! blob, then records the step's cache entry (never before its blob is in the store). The
-//! build waits for all commits before it writes the image, and fails if one failed.
+//! step hands its blob to a commit thread and goes on, its layer described by a stand-in
+//! ([`super::diff::PENDING`]). The thread syncs and publishes each blob, then records the
+//! step's cache entry (never before its blob is in the store). The build waits for all
+//! commits, fails if one failed, and swaps the stand-ins for the real descriptors.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
 use std::thread::Scope;
 
-use skiff_specs::Digest;
+use skiff_specs::{Descriptor, Digest};
 
 use super::cache::{Cache, Entry};
-use super::diff::LayerBlob;
-use super::lock;
-use crate::error::BuildError;
+use super::diff::{LayerBlob, PENDING};
+use super::{lock, Layer};
+use crate::error::{BuildError, Result};
 
-/// A written layer waiting to be published, and the cache entry that names it.
+/// A written layer waiting to be published, and the step whose cache entry will name it.
 #[derive(Debug)]
 pub struct Pending<'s> {
     pub blob: LayerBlob<'s>,
     pub key: Digest,
-    pub entry: Entry,
+    /// The step's time, for its cache entry.
+    pub created: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +32,8 @@ pub struct Committer<'s> {
     queue: Mutex<Option<Sender<Pending<'s>>>>,
     /// The first commit that failed.
     error: Mutex<Option<BuildError>>,
+    /// Committed layers: diff_id → blob.
+    done: Mutex<HashMap<Digest, Descriptor>>,
 }
 
 impl<'s> Committer<'s> {
@@ -71,11 +76,28 @@ impl<'s> Committer<'s> {
         lock(&self.error).take()
     }
 
+    /// Gives the layers with stand-in descriptors their committed blobs.
+    pub fn resolve(&self, layers: &mut [Layer]) -> Result<()> {
+        let done = lock(&self.done);
+        for layer in layers.iter_mut().filter(|l| l.blob.media_type == PENDING) {
+            layer.blob = done.get(&layer.diff_id).cloned().ok_or_else(|| {
+                BuildError::step("build", format!("layer {} was not stored", layer.diff_id))
+            })?;
+        }
+        Ok(())
+    }
+
     fn commit(&self, pending: Pending<'s>, cache: &Cache) {
+        let diff_id = pending.blob.diff_id.clone();
         match pending.blob.commit() {
-            Ok(()) => {
+            Ok(blob) => {
+                lock(&self.done).insert(diff_id.clone(), blob.clone());
+                let entry = Entry {
+                    layer: Some((blob, diff_id)),
+                    created: pending.created,
+                };
                 // A cache that cannot be written costs time, not the build.
-                if let Err(e) = cache.put(&pending.key, &pending.entry) {
+                if let Err(e) = cache.put(&pending.key, &entry) {
                     eprintln!(
                         "skiff-build: warning: writing the build cache entry {}: {e}",
                         pending.key

@@ -17,25 +17,30 @@ use super::xattr::list_xattrs;
 use crate::compress::LayerCompression;
 use crate::error::{BuildError, Result};
 
+/// The media type of a layer's descriptor until its blob is committed.
+pub const PENDING: &str = "application/vnd.skiff.layer.pending";
+
 /// A layer whose content is written but not yet in the store: [`LayerBlob::commit`] syncs
 /// it to disk and publishes it (slow for a big layer, so the executor does it while later
-/// steps run).
+/// steps run). Its blob digest is known only then.
 #[derive(Debug)]
 pub struct LayerBlob<'s> {
-    pub descriptor: Descriptor,
     /// Digest of the uncompressed tar (the config's rootfs.diff_ids entry).
     pub diff_id: Digest,
+    media_type: &'static str,
     writer: BlobWriter<'s>,
 }
 
 impl LayerBlob<'_> {
-    /// Verifies the written blob against its descriptor, syncs and publishes it.
-    pub fn commit(self) -> Result<()> {
-        let d = &self.descriptor;
-        self.writer
-            .finish(Some(&d.digest), Some(d.size))?
-            .commit()?;
-        Ok(())
+    /// A stand-in descriptor (media type [`PENDING`]) until the commit gives the real one.
+    pub fn pending(&self) -> Descriptor {
+        Descriptor::new(PENDING, self.diff_id.clone(), 0)
+    }
+
+    /// Syncs and publishes the blob; returns its descriptor.
+    pub fn commit(self) -> Result<Descriptor> {
+        let (digest, size) = self.writer.finish(None, None)?.commit()?;
+        Ok(Descriptor::new(self.media_type, digest, size))
     }
 }
 
@@ -153,9 +158,7 @@ pub fn write_layer<'s>(
         path: upper.to_owned(),
         source: e,
     };
-    // The blob's digest is taken here too, so the descriptor is known before the (slow)
-    // sync and commit.
-    let blob = DigestWriter::new(store.blob_writer(Algorithm::Sha256)?, Algorithm::Sha256);
+    let blob = store.blob_writer(Algorithm::Sha256)?;
     let packed = compression.encoder(blob).map_err(werr)?;
     let hashed = DigestWriter::new(packed, Algorithm::Sha256);
     // Tar writes headers in 512-byte pieces: batch them for the hasher and the compressor.
@@ -172,10 +175,10 @@ pub fn write_layer<'s>(
         .into_inner()
         .map_err(|e| werr(e.into_error()))?;
     let (packed, diff_id, _) = hashed.finish();
-    let (writer, digest, size) = packed.finish().map_err(werr)?.finish();
+    let writer = packed.finish().map_err(werr)?;
     Ok(LayerBlob {
-        descriptor: Descriptor::new(compression.media_type(), digest, size),
         diff_id,
+        media_type: compression.media_type(),
         writer,
     })
 }

@@ -214,6 +214,7 @@ impl<'a> Executor<'a> {
             .done
             .remove(&self.plan.target)
             .ok_or_else(|| BuildError::step("build", "the target stage was not built"))?;
+        self.committer.resolve(&mut state.layers)?;
         settle_times(&mut state.history, &self.created);
         // The image is as old as its newest history entry (so a fully cached rebuild is the
         // same image); SOURCE_DATE_EPOCH, when set, is the time of everything.
@@ -805,19 +806,15 @@ impl<'a> Executor<'a> {
             return Ok(());
         }
         let layer = diff::write_layer(self.store, &snap.upper, self.clamp, self.opts.compression)?;
-        let entry = cache::Entry {
-            layer: Some((layer.descriptor.clone(), layer.diff_id.clone())),
-            created: created.clone(),
-        };
         state.layers.push(Layer {
-            blob: layer.descriptor.clone(),
+            blob: layer.pending(),
             diff_id: layer.diff_id.clone(),
             dir: snap.upper.clone(),
         });
         let pending = commit::Pending {
             blob: layer,
             key: state.key.clone(),
-            entry,
+            created: created.clone(),
         };
         self.committer.submit(pending, &self.cache);
         self.history_at(state, inst, false, created);

@@ -115,7 +115,8 @@ fn parse(bytes: &[u8]) -> Option<HashMap<String, Entry>> {
     if u32::from_le_bytes(*version) != VERSION {
         return None;
     }
-    let mut entries = HashMap::new();
+    // Room for all records (paths are rarely shorter than this), so the map never grows.
+    let mut entries = HashMap::with_capacity(rest.len() / (4 + 16 + FIXED));
     while !rest.is_empty() {
         let (rel, entry, more) = Entry::read(rest)?;
         entries.insert(rel, entry);
