@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use crate::oom::Oom;
 use crate::process::Process;
 use crate::runtime::Runtime;
 use crate::stats::Cgroup;
@@ -16,6 +17,8 @@ pub struct Container {
     /// The shim mounted containerd's rootfs mounts here (and unmounts them).
     pub rootfs: Option<PathBuf>,
     pub init: Arc<Process>,
+    /// OOM kill reporting, when the memory cgroup is known.
+    pub oom: OnceLock<Arc<Oom>>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
 }
 
@@ -34,6 +37,7 @@ impl Container {
             runtime,
             rootfs,
             init,
+            oom: OnceLock::new(),
             execs: Mutex::new(HashMap::new()),
         }
     }

@@ -1,7 +1,8 @@
 //! A process's stdio. The shim owns the pipes between the container and
 //! containerd's FIFOs (or log file, or logging binary), so container IO
-//! survives a containerd restart. No RPC waits on a FIFO: stdin's is opened
-//! read-write and non-blocking, output FIFOs are opened by their copy threads.
+//! survives a containerd restart. Opening a FIFO never blocks the shim:
+//! stdin's is opened read-write and non-blocking; an output FIFO is polled
+//! for containerd's reader for a few seconds, then left to its copy thread.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -15,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 use tracing::warn;
@@ -53,6 +54,9 @@ pub struct Io {
     console: Mutex<Option<File>>,
     /// Output copiers still running.
     running: Arc<(Mutex<usize>, Condvar)>,
+    /// Our readers of output FIFOs, held until the process is deleted: like
+    /// containerd's own shim, so written output stays in the FIFO until then.
+    kept: Arc<Mutex<Vec<File>>>,
 }
 
 impl Io {
@@ -104,17 +108,17 @@ impl Io {
         if target.is_empty() {
             return Ok(Stdio::null());
         }
-        check_output(target)?;
+        let opened = open_output_now(target)?;
         let (r, w) = pipe()?;
-        self.copy_out(r, target.to_string())?;
+        self.copy_out(r, target.to_string(), opened)?;
         Ok(Stdio::from(w))
     }
 
     /// Relays the pty master the runtime sent: stdin FIFO to it, it to stdout.
     pub fn attach_console(&self, master: File, paths: &Paths) -> Result<()> {
         if !paths.stdout.is_empty() {
-            check_output(&paths.stdout)?;
-            self.copy_out(master.try_clone()?, paths.stdout.clone())?;
+            let opened = open_output_now(&paths.stdout)?;
+            self.copy_out(master.try_clone()?, paths.stdout.clone(), opened)?;
         }
         if !paths.stdin.is_empty() {
             *lock(&self.stdin_target) = Some(master.try_clone()?);
@@ -157,6 +161,18 @@ impl Io {
     /// Waits up to `limit` for the output copiers to drain, then drops the
     /// shim's ends (the process is gone).
     pub fn finish(&self, limit: Duration) {
+        self.wait_output(limit);
+        lock(&self.kept).clear();
+        lock(&self.stdin_target).take();
+        if let Some(cancel) = lock(&self.stdin_cancel).take() {
+            let _ = nix::unistd::write(&cancel, b"x");
+        }
+        lock(&self.console).take();
+    }
+
+    /// Waits up to `limit` until the output copiers have passed on all the
+    /// process wrote (they end at end of file).
+    pub fn wait_output(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         let (count, cond) = &*self.running;
         let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,12 +186,6 @@ impl Io {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        drop(n);
-        lock(&self.stdin_target).take();
-        if let Some(cancel) = lock(&self.stdin_cancel).take() {
-            let _ = nix::unistd::write(&cancel, b"x");
-        }
-        lock(&self.console).take();
     }
 
     fn start_stdin(&self, path: &str) -> Result<()> {
@@ -191,10 +201,11 @@ impl Io {
         Ok(())
     }
 
-    /// Copies `from` to `target` in a thread, which first opens the target
-    /// (waiting there, not in an RPC, for containerd's end of a FIFO).
-    fn copy_out(&self, mut from: File, target: String) -> Result<()> {
+    /// Copies `from` to `target` in a thread; `opened` is the target when it
+    /// could be opened in time, else the thread opens it (and may wait).
+    fn copy_out(&self, mut from: File, target: String, opened: Option<Output>) -> Result<()> {
         let running = self.running.clone();
+        let kept = self.kept.clone();
         *running.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         let spawned = thread::Builder::new()
             .name("stdout".into())
@@ -203,7 +214,7 @@ impl Io {
                 let mut buf = vec![0u8; BUF];
                 // Without a target the output is drained and dropped, so the
                 // process never blocks on a full pipe.
-                let (mut to, keep) = match open_output(&target) {
+                let (mut to, keep) = match opened.map_or_else(|| open_output(&target), Ok) {
                     Ok((to, keep)) => (Some(to), keep),
                     Err(e) => {
                         warn!("output lost: {e:#}");
@@ -227,7 +238,7 @@ impl Io {
                     }
                 }
                 drop(to);
-                drop(keep);
+                lock(&kept).extend(keep);
                 let (count, cond) = &*running;
                 *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                 cond.notify_all();
@@ -290,19 +301,59 @@ fn open_fifo(path: &Path) -> Result<File> {
         .with_context(|| format!("cannot open {}", path.display()))
 }
 
-/// Fails early (in the RPC) for a FIFO that is not there.
-fn check_output(target: &str) -> Result<()> {
-    if target.starts_with("file://") || Path::new(target).exists() {
-        return Ok(());
+/// An opened output target, and our own reader when it is a FIFO.
+type Output = (File, Option<File>);
+
+/// How long an RPC waits for containerd's reader of an output FIFO.
+const READER_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens an output target in the RPC, so that no output (and no exit) can
+/// come before containerd's reader is there: containerd opens its readers
+/// before it asks for the process, and closing a FIFO that nobody reads
+/// drops what was written. A FIFO whose reader does not appear within
+/// READER_WAIT is left to the copy thread (None).
+fn open_output_now(target: &str) -> Result<Option<Output>> {
+    if target.starts_with("file://") {
+        return open_output(target).map(Some);
     }
-    bail!("stdio {target} does not exist")
+    if !Path::new(target).exists() {
+        bail!("stdio {target} does not exist");
+    }
+    let deadline = Instant::now() + READER_WAIT;
+    loop {
+        // Without a reader, a non-blocking open for writing fails with ENXIO.
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(target)
+        {
+            Ok(w) => {
+                let flags = OFlag::from_bits_truncate(fcntl(w.as_raw_fd(), FcntlArg::F_GETFL)?);
+                fcntl(w.as_raw_fd(), FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
+                return Ok(Some((w, Some(keep_alive_reader(target)?))));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {target}")),
+        }
+    }
+}
+
+fn keep_alive_reader(target: &str) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(target)
+        .with_context(|| format!("cannot open {target}"))
 }
 
 /// Opens an output target: `file://PATH` (appended), or a FIFO. A FIFO is
 /// opened for writing blocking, so data is only written once containerd's
 /// reader is there (closing a FIFO nobody has open drops its data), plus a
 /// reader of our own that keeps writes from failing when containerd goes away.
-fn open_output(target: &str) -> Result<(File, Option<File>)> {
+fn open_output(target: &str) -> Result<Output> {
     if let Some(path) = target.strip_prefix("file://") {
         let path = PathBuf::from(path);
         if let Some(dir) = path.parent() {
@@ -320,12 +371,7 @@ fn open_output(target: &str) -> Result<(File, Option<File>)> {
         .write(true)
         .open(target)
         .with_context(|| format!("cannot open {target}"))?;
-    let keep = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(target)
-        .with_context(|| format!("cannot open {target}"))?;
-    Ok((w, Some(keep)))
+    Ok((w, Some(keep_alive_reader(target)?)))
 }
 
 /// Starts a `binary://PATH?k=v` logging program the way containerd does:

@@ -1,104 +1,120 @@
-//! OOM notices for a container's cgroup: the v1 memory controller's eventfd
-//! (cgroup.event_control + memory.oom_control) or v2's memory.events
-//! (watched with inotify, oom_kill counted). One small thread per container;
-//! it ends when the cgroup is removed.
+//! OOM kills in a container's cgroup, counted by the kernel (`oom_kill` in
+//! v1's memory.oom_control, v2's memory.events). A small thread per container
+//! wakes on the v1 memory eventfd (cgroup.event_control) or on inotify of v2's
+//! memory.events and reports new kills; the init's exit checks the count too,
+//! so a kill is reported (before TaskExit) even if the thread runs late.
 
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::stats::{get, read_pairs, Cgroup};
 
 const STACK: usize = 64 * 1024;
 
-/// Calls `on_oom` on every OOM kill in `cgroup` until the cgroup is gone.
-pub fn watch(cgroup: &Cgroup, on_oom: Box<dyn Fn() + Send>) -> Result<()> {
-    match cgroup {
-        Cgroup::V1(_) => {
-            let Some(dir) = cgroup.dir("memory") else {
-                return Ok(());
-            };
-            watch_v1(dir, on_oom)
+pub struct Oom {
+    cgroup: Cgroup,
+    /// The file with the `oom_kill` count.
+    counter: PathBuf,
+    seen: Mutex<u64>,
+    on_oom: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Oom {
+    /// None when the shim cannot find the container's memory cgroup.
+    pub fn new(cgroup: &Cgroup, on_oom: Box<dyn Fn() + Send + Sync>) -> Option<Arc<Self>> {
+        let counter = match cgroup {
+            Cgroup::V1(_) => cgroup.dir("memory")?.join("memory.oom_control"),
+            Cgroup::V2(dir) => dir.join("memory.events"),
+            Cgroup::Unknown => return None,
+        };
+        let seen = Mutex::new(get(&read_pairs(&counter), "oom_kill"));
+        Some(Arc::new(Self {
+            cgroup: cgroup.clone(),
+            counter,
+            seen,
+            on_oom,
+        }))
+    }
+
+    /// Reports once if the kill count grew since the last check.
+    pub fn check(&self) {
+        let now = get(&read_pairs(&self.counter), "oom_kill");
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if now > *seen {
+            *seen = now;
+            (self.on_oom)();
         }
-        Cgroup::V2(dir) => watch_v2(dir.clone(), on_oom),
-        Cgroup::Unknown => Ok(()),
     }
-}
 
-fn watch_v1(dir: PathBuf, on_oom: Box<dyn Fn() + Send>) -> Result<()> {
-    let control = dir.join("memory.oom_control");
-    let oom = File::open(&control).with_context(|| format!("cannot open {}", control.display()))?;
-    // SAFETY: eventfd has no memory arguments; a non-negative result is a new fd we own.
-    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error()).context("eventfd");
+    /// Starts the watcher thread; it ends when the cgroup is removed.
+    pub fn watch(self: &Arc<Self>) -> Result<()> {
+        let fd = match &self.cgroup {
+            Cgroup::V1(_) => self.v1_eventfd()?,
+            _ => self.v2_inotify()?,
+        };
+        let mut file = File::from(fd);
+        let me = self.clone();
+        thread::Builder::new()
+            .name("oom".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                let mut buf = [0u8; 512];
+                // Both fire once more when the cgroup goes away.
+                while matches!(file.read(&mut buf), Ok(n) if n > 0) {
+                    if !me.counter.exists() {
+                        break;
+                    }
+                    me.check();
+                }
+            })
+            .context("cannot start the OOM watcher")?;
+        Ok(())
     }
-    // SAFETY: raw is a fresh, valid fd owned by nobody else.
-    let efd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let line = format!("{} {}", efd.as_raw_fd(), oom.as_raw_fd());
-    fs::write(dir.join("cgroup.event_control"), line)
+
+    fn v1_eventfd(&self) -> Result<OwnedFd> {
+        let control = File::open(&self.counter)
+            .with_context(|| format!("cannot open {}", self.counter.display()))?;
+        // SAFETY: eventfd has no memory arguments; a non-negative result is a new fd we own.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error()).context("eventfd");
+        }
+        // SAFETY: raw is a fresh, valid fd owned by nobody else.
+        let efd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let dir = self
+            .counter
+            .parent()
+            .context("memory.oom_control has no directory")?;
+        // The kernel keeps its own reference to memory.oom_control.
+        fs::write(
+            dir.join("cgroup.event_control"),
+            format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
+        )
         .with_context(|| format!("cannot register for OOM events in {}", dir.display()))?;
-    let mut efd = File::from(efd);
-    thread::Builder::new()
-        .name("oom".into())
-        .stack_size(STACK)
-        .spawn(move || {
-            let _keep = oom;
-            let mut buf = [0u8; 8];
-            while efd.read_exact(&mut buf).is_ok() {
-                // The eventfd also fires when the cgroup is removed.
-                if !control.exists() {
-                    break;
-                }
-                on_oom();
-            }
-        })
-        .context("cannot start the OOM watcher")?;
-    Ok(())
-}
+        Ok(efd)
+    }
 
-fn watch_v2(dir: PathBuf, on_oom: Box<dyn Fn() + Send>) -> Result<()> {
-    let events = dir.join("memory.events");
-    if !events.exists() {
-        bail!("{} is missing", events.display());
+    fn v2_inotify(&self) -> Result<OwnedFd> {
+        // SAFETY: inotify_init1 has no memory arguments; a non-negative result is ours.
+        let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error()).context("inotify_init1");
+        }
+        // SAFETY: raw is a fresh, valid fd owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let path = std::ffi::CString::new(self.counter.as_os_str().as_encoded_bytes())?;
+        // SAFETY: path is a valid NUL-terminated string for the duration of the call.
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) };
+        if wd < 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("cannot watch {}", self.counter.display()));
+        }
+        Ok(fd)
     }
-    // SAFETY: inotify_init1 has no memory arguments; a non-negative result is ours.
-    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error()).context("inotify_init1");
-    }
-    // SAFETY: raw is a fresh, valid fd owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let cpath = std::ffi::CString::new(events.as_os_str().as_encoded_bytes())?;
-    // SAFETY: cpath is a valid NUL-terminated string for the duration of the call.
-    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), cpath.as_ptr(), libc::IN_MODIFY) };
-    if wd < 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("cannot watch {}", events.display()));
-    }
-    let mut file = File::from(fd);
-    thread::Builder::new()
-        .name("oom".into())
-        .stack_size(STACK)
-        .spawn(move || {
-            let mut seen = get(&read_pairs(&events), "oom_kill");
-            let mut buf = [0u8; 512];
-            while let Ok(n) = file.read(&mut buf) {
-                // IN_IGNORED: the watch is gone with the cgroup.
-                if n == 0 || !events.exists() {
-                    break;
-                }
-                let now = get(&read_pairs(&events), "oom_kill");
-                if now > seen {
-                    seen = now;
-                    on_oom();
-                }
-            }
-        })
-        .context("cannot start the OOM watcher")?;
-    Ok(())
 }

@@ -27,14 +27,17 @@ use crate::console::ConsoleSocket;
 use crate::container::Container;
 use crate::events::{timestamp, to_any, Publisher};
 use crate::io::{Io, Paths};
+use crate::mount;
+use crate::oom::Oom;
 use crate::options::Options;
 use crate::process::{ExitInfo, Process, Status};
 use crate::reaper::{Exit, Reaper};
 use crate::runtime::{CreateOpts, ExecOpts, Runtime};
-use crate::{mount, oom};
 
 /// How long Delete waits for a process's output to drain.
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long an exit waits for the process's output to be passed on.
+const OUTPUT_WAIT: Duration = Duration::from_secs(1);
 
 type RpcResult<T> = ttrpc::Result<T>;
 
@@ -97,7 +100,7 @@ impl Service {
 
     /// Matches a reaped exit with a container process (the reaper keeps the
     /// others for the runtime commands waiting on them).
-    pub fn on_exit(&self, exit: Exit) {
+    pub fn on_exit(self: &Arc<Self>, exit: Exit) {
         let containers: Vec<Arc<Container>> = self.containers().values().cloned().collect();
         for c in containers {
             for p in c.processes() {
@@ -109,7 +112,24 @@ impl Service {
                     st.since
                 };
                 if let Some(e) = self.reaper.take(exit.pid, since) {
-                    self.exited(&c, &p, e.status, e.at);
+                    // The exit is reported once the output is passed on (so
+                    // a client that stops reading at the exit has it all);
+                    // that wait must not hold up the reaper.
+                    let me = self.clone();
+                    let (c2, p2) = (c.clone(), p.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("exit".into())
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            if let Some(io) = p.io() {
+                                io.wait_output(OUTPUT_WAIT);
+                            }
+                            me.exited(&c, &p, e.status, e.at);
+                        });
+                    if let Err(err) = spawned {
+                        warn!("cannot start an exit thread: {err}");
+                        self.exited(&c2, &p2, e.status, e.at);
+                    }
                 }
                 return;
             }
@@ -118,6 +138,12 @@ impl Service {
 
     /// Records an exit; publishes TaskExit unless the start is not reported yet.
     fn exited(&self, c: &Container, p: &Process, status: u32, at: SystemTime) {
+        if p.exec_id.is_empty() {
+            // A kill the OOM thread has not reported yet goes out before TaskExit.
+            if let Some(o) = c.oom.get() {
+                o.check();
+            }
+        }
         let mut st = p.lock();
         if p.set_exited(&mut st, status, at) {
             self.publish_exit(c, p, st.pid, status, at);
@@ -287,8 +313,11 @@ impl Service {
                 },
             )
         });
-        if let Err(e) = oom::watch(&c.cgroup, on_oom) {
-            warn!("no OOM events for {}: {e:#}", req.id);
+        if let Some(o) = Oom::new(&c.cgroup, on_oom) {
+            if let Err(e) = o.watch() {
+                warn!("no OOM events for {}: {e:#}", req.id);
+            }
+            let _ = c.oom.set(o);
         }
         Ok(pid as u32)
     }
