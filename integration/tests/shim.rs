@@ -463,3 +463,31 @@ fn one_shim_per_pod() -> Result<()> {
     }
     c.assert_clean_soon()
 }
+
+/// A container in the host's (the test's) pid namespace: when its init dies the shim
+/// kills the processes it left (they would not die with a pid namespace).
+#[test]
+fn init_exit_kills_the_rest_without_pid_namespace() -> Result<()> {
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    // The test's own pid namespace.
+    let ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    c.run_detached(
+        "hostpid",
+        &[
+            "--with-ns",
+            &ns,
+            image,
+            "hostpid",
+            "sh",
+            "-c",
+            "sleep 1000 & sleep 1000",
+        ],
+    )?;
+    c.ok(["task", "kill", "--signal", "SIGKILL", "hostpid"])?;
+    c.wait_task("hostpid", "STOPPED")?;
+    c.ok(["task", "delete", "hostpid"])?;
+    c.ok(["container", "delete", "hostpid"])?;
+    c.assert_called(&["kill --all hostpid 9"])?;
+    c.assert_clean_soon()
+}

@@ -1,7 +1,7 @@
 //! A container the shim runs: its bundle, runtime, cgroup, init process and execs.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::oom::Oom;
@@ -17,6 +17,8 @@ pub struct Container {
     /// The shim mounted containerd's rootfs mounts here (and unmounts them).
     pub rootfs: Option<PathBuf>,
     pub init: Arc<Process>,
+    /// No pid namespace of its own: the init's exit does not end the rest.
+    pub kill_all_on_exit: bool,
     /// OOM kill reporting, when the memory cgroup is known.
     pub oom: OnceLock<Arc<Oom>>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
@@ -33,6 +35,7 @@ impl Container {
         Self {
             id: id.to_string(),
             cgroup: Cgroup::from_spec(&bundle),
+            kill_all_on_exit: !own_pid_namespace(&bundle),
             bundle,
             runtime,
             rootfs,
@@ -60,4 +63,27 @@ impl Container {
         all.extend(self.execs().values().cloned());
         all
     }
+}
+
+/// Whether config.json gives the container a new pid namespace.
+fn own_pid_namespace(bundle: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(bundle.join("config.json")) else {
+        return true;
+    };
+    let Ok(spec) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return true;
+    };
+    let namespaces = spec
+        .pointer("/linux/namespaces")
+        .and_then(|n| n.as_array())
+        .cloned()
+        .unwrap_or_default();
+    namespaces.iter().any(|ns| {
+        ns.get("type").and_then(|t| t.as_str()) == Some("pid")
+            && ns
+                .get("path")
+                .and_then(|p| p.as_str())
+                .unwrap_or("")
+                .is_empty()
+    })
 }

@@ -1,0 +1,252 @@
+//! Creating a container (rootfs mounts, IO, the runtime's create), starting
+//! an exec, and deleting the init.
+
+use super::*;
+
+impl Service {
+    /// Create: options, rootfs mounts, the runtime's create, TaskCreate, the
+    /// OOM watcher. Returns the init's pid.
+    pub(super) fn do_create(&self, req: &CreateTaskRequest) -> anyhow::Result<u32> {
+        let opts = Options::from_any(req.options.as_ref())?;
+        let bundle = PathBuf::from(&req.bundle);
+        let rt = Runtime {
+            binary: opts.binary(),
+            root: opts.root(&self.namespace),
+            systemd_cgroup: opts.systemd_cgroup,
+            log: Some(bundle.join("log.json")),
+        };
+        opts.save(&bundle)?;
+        let rootfs = (!req.rootfs.is_empty()).then(|| bundle.join("rootfs"));
+        if let Some(r) = &rootfs {
+            mount::mount_all(&req.rootfs, r)?;
+        }
+        let paths = Paths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let result = self.create_init(req, &rt, &opts, &bundle, paths);
+        if result.is_err() {
+            if let Some(r) = &rootfs {
+                mount::unmount_all(r);
+            }
+            return result.map(|_| 0);
+        }
+        let (init, pid) = result?;
+        let c = Arc::new(Container::new(&req.id, bundle, rt, rootfs, init.clone()));
+        self.containers().insert(req.id.clone(), c.clone());
+        // An exit that came before the pid was recorded.
+        let since = init.lock().since;
+        if let Some(e) = self.reaper.take(pid, since) {
+            self.exited(&c, &init, e.status, e.at);
+        }
+        self.events.publish(
+            TASK_CREATE_EVENT_TOPIC,
+            &TaskCreate {
+                container_id: req.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: Some(TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                })
+                .into(),
+                checkpoint: req.checkpoint.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            },
+        );
+        let events = self.events.clone();
+        let id = req.id.clone();
+        let on_oom = Box::new(move || {
+            events.publish(
+                TASK_OOM_EVENT_TOPIC,
+                &TaskOOM {
+                    container_id: id.clone(),
+                    ..Default::default()
+                },
+            )
+        });
+        if let Some(o) = Oom::new(&c.cgroup, on_oom) {
+            if let Err(e) = o.watch() {
+                warn!("no OOM events for {}: {e:#}", req.id);
+            }
+            let _ = c.oom.set(o);
+        }
+        Ok(pid as u32)
+    }
+
+    /// The init process: its IO, `runtime create`, its pid and console.
+    pub(super) fn create_init(
+        &self,
+        req: &CreateTaskRequest,
+        rt: &Runtime,
+        opts: &Options,
+        bundle: &Path,
+        paths: Paths,
+    ) -> anyhow::Result<(Arc<Process>, i32)> {
+        let since = self.reaper.mark();
+        let (stdio, io) = Io::prepare(&paths, &req.id, &self.namespace, &self.reaper)?;
+        let console = paths.terminal.then(ConsoleSocket::new).transpose()?;
+        let pid_file = bundle.join("init.pid");
+        let mut cmd = rt.create(
+            &req.id,
+            &CreateOpts {
+                bundle,
+                pid_file: &pid_file,
+                console_socket: console.as_ref().map(|c| c.path()),
+                no_pivot: opts.no_pivot_root,
+                no_new_keyring: opts.no_new_keyring,
+            },
+        );
+        cmd.stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        if let Err(e) = self.run_with_stdio(rt, cmd) {
+            io.finish(Duration::ZERO);
+            let _ = self.run(rt, rt.delete(&req.id, true), None);
+            return Err(e);
+        }
+        let pid = read_pid(&pid_file)?;
+        if let Some(console) = &console {
+            io.attach_console(console.receive()?, &paths)?;
+        }
+        let init = Arc::new(Process::new("", paths));
+        init.set_io(io);
+        {
+            let mut st = init.lock();
+            st.pid = pid;
+            st.since = since;
+        }
+        Ok((init, pid))
+    }
+
+    /// Starts an exec added by the Exec RPC: `runtime exec --detach`.
+    pub(super) fn start_exec(&self, c: &Container, p: &Process) -> anyhow::Result<i32> {
+        let spec = {
+            let st = p.lock();
+            if st.status != Status::Created || st.exit.is_some() {
+                anyhow::bail!("exec {} was already started", p.exec_id);
+            }
+            drop(st);
+            p.spec.lock().unwrap_or_else(|e| e.into_inner()).take()
+        }
+        .context("the exec's process spec is missing")?;
+        let since = self.reaper.mark();
+        let (stdio, io) = Io::prepare(&p.paths, &c.id, &self.namespace, &self.reaper)?;
+        let console = p.paths.terminal.then(ConsoleSocket::new).transpose()?;
+        let spec_file = self.scratch(&c.bundle, "process.json");
+        let pid_file = self.scratch(&c.bundle, "pid");
+        std::fs::write(&spec_file, &spec)
+            .with_context(|| format!("cannot write {}", spec_file.display()))?;
+        let mut cmd = c.runtime.exec(
+            &c.id,
+            &ExecOpts {
+                process: &spec_file,
+                pid_file: &pid_file,
+                console_socket: console.as_ref().map(|s| s.path()),
+            },
+        );
+        cmd.stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        let ran = self.run_with_stdio(&c.runtime, cmd);
+        let _ = std::fs::remove_file(&spec_file);
+        let pid = ran.and_then(|()| read_pid(&pid_file));
+        let _ = std::fs::remove_file(&pid_file);
+        let pid = match pid {
+            Ok(pid) => pid,
+            Err(e) => {
+                io.finish(Duration::ZERO);
+                p.set_io(io);
+                let mut st = p.lock();
+                st.start_reported = true;
+                p.set_exited(&mut st, 255, SystemTime::now());
+                return Err(e);
+            }
+        };
+        if let Some(console) = &console {
+            io.attach_console(console.receive()?, &p.paths)?;
+        }
+        p.set_io(io);
+        {
+            let mut st = p.lock();
+            st.pid = pid;
+            st.since = since;
+            if st.exit.is_none() {
+                st.status = Status::Running;
+            }
+        }
+        self.report_start(c, p, |pid| {
+            self.events.publish(
+                TASK_EXEC_STARTED_EVENT_TOPIC,
+                &TaskExecStarted {
+                    container_id: c.id.clone(),
+                    exec_id: p.exec_id.clone(),
+                    pid: pid as u32,
+                    ..Default::default()
+                },
+            )
+        });
+        if let Some(e) = self.reaper.take(pid, since) {
+            self.exited(c, p, e.status, e.at);
+        }
+        Ok(pid)
+    }
+
+    /// Deletes a stopped (or never started) container: `runtime delete`,
+    /// IO, rootfs mounts, TaskDelete.
+    pub(super) fn delete_init(&self, c: &Container) -> RpcResult<DeleteResponse> {
+        let p = &c.init;
+        let (status, pid, exit) = {
+            let st = p.lock();
+            (st.status, st.pid, st.exit)
+        };
+        if matches!(status, Status::Running | Status::Paused) {
+            return Err(rpc_err(
+                Code::FAILED_PRECONDITION,
+                format!("container {} is running; kill it before deleting", c.id),
+            ));
+        }
+        self.run(
+            &c.runtime,
+            c.runtime.delete(&c.id, status == Status::Created),
+            None,
+        )
+        .map_err(internal)?;
+        for e in c.processes() {
+            if let Some(io) = e.io() {
+                io.finish(DRAIN);
+            }
+        }
+        if let Some(r) = &c.rootfs {
+            mount::unmount_all(r);
+        }
+        let exit = exit.unwrap_or(ExitInfo {
+            status: 128 + Signal::SIGKILL as u32,
+            at: SystemTime::now(),
+        });
+        self.containers().remove(&c.id);
+        self.events.publish(
+            TASK_DELETE_EVENT_TOPIC,
+            &TaskDelete {
+                container_id: c.id.clone(),
+                pid: pid as u32,
+                exit_status: exit.status,
+                exited_at: Some(timestamp(exit.at)).into(),
+                id: c.id.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(DeleteResponse {
+            pid: pid as u32,
+            exit_status: exit.status,
+            exited_at: Some(timestamp(exit.at)).into(),
+            ..Default::default()
+        })
+    }
+}
