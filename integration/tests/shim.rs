@@ -3,7 +3,7 @@
 //! a tty, kill, pause/resume, metrics, ps, OOM events, a containerd restart,
 //! no shim left behind, many containers at once.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use skiff_integration::client::Client;
 use skiff_integration::shim::ShimContainerd;
 
@@ -489,5 +489,92 @@ fn init_exit_kills_the_rest_without_pid_namespace() -> Result<()> {
     c.ok(["task", "delete", "hostpid"])?;
     c.ok(["container", "delete", "hostpid"])?;
     c.assert_called(&["kill --all hostpid 9"])?;
+    c.assert_clean_soon()
+}
+
+/// A live container driven over the shim's socket directly, as containerd
+/// 2.x does (containerd.task.v3.Task): State, Update (memory limit through
+/// `runtime update --resources -`), Stats (the cgroup metrics type).
+#[test]
+fn task_api_v3_on_a_live_container() -> Result<()> {
+    use skiff_integration::shim::{bytes_field, call, fields};
+    const V3: &str = "containerd.task.v3.Task";
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    c.run_detached("v3", &[image, "v3", "sleep", "100"])?;
+    let bundle = c
+        .tmp
+        .path()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&c.namespace)
+        .join("v3");
+    let address = std::fs::read_to_string(bundle.join("address"))?;
+    let mut conn = std::os::unix::net::UnixStream::connect(address.trim_start_matches("unix://"))?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let mut id = Vec::new();
+    bytes_field(1, b"v3", &mut id);
+
+    let state =
+        call(&mut conn, 1, V3, "State", &id)?.map_err(|e| anyhow::anyhow!("State: {e:?}"))?;
+    let state = fields(&state)?;
+    let pid = state.iter().find(|f| f.0 == 3).map(|f| f.2.to_string());
+    let status = state.iter().find(|f| f.0 == 4).map(|f| f.2);
+    if pid.as_deref() != Some(c.task_pid("v3")?.as_str()) || status != Some(2) {
+        bail!("v3 State: pid {pid:?}, status {status:?} (want RUNNING, 2)");
+    }
+
+    let limit: u64 = 96 * 1024 * 1024;
+    let mut any = Vec::new();
+    bytes_field(
+        1,
+        b"types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+        &mut any,
+    );
+    bytes_field(
+        2,
+        format!("{{\"memory\":{{\"limit\":{limit}}}}}").as_bytes(),
+        &mut any,
+    );
+    let mut update = id.clone();
+    bytes_field(2, &any, &mut update);
+    call(&mut conn, 3, V3, "Update", &update)?.map_err(|e| anyhow::anyhow!("Update: {e:?}"))?;
+    let memory = skiff_integration::cgroup_dir("memory", &format!("{}/v3", c.namespace));
+    let file = if skiff_integration::cgroup_v1("memory") {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
+    let got = skiff_integration::read_trimmed(&memory.join(file))?;
+    if got != limit.to_string() {
+        bail!(
+            "after Update, {} is {got}, want {limit}",
+            memory.join(file).display()
+        );
+    }
+
+    let stats =
+        call(&mut conn, 5, V3, "Stats", &id)?.map_err(|e| anyhow::anyhow!("Stats: {e:?}"))?;
+    let any = fields(&stats)?
+        .into_iter()
+        .find(|f| f.0 == 1)
+        .context("Stats without stats")?;
+    let type_url = fields(&any.1)?
+        .into_iter()
+        .find(|f| f.0 == 1)
+        .map(|f| String::from_utf8_lossy(&f.1).into_owned());
+    let want = if skiff_integration::cgroup_v1("memory") {
+        "io.containerd.cgroups.v1.Metrics"
+    } else {
+        "io.containerd.cgroups.v2.Metrics"
+    };
+    if type_url.as_deref() != Some(want) {
+        bail!("Stats type {type_url:?}, want {want}");
+    }
+    drop(conn);
+
+    c.ok(["task", "kill", "--signal", "SIGKILL", "v3"])?;
+    c.wait_task("v3", "STOPPED")?;
+    c.ok(["task", "delete", "v3"])?;
+    c.ok(["container", "delete", "v3"])?;
     c.assert_clean_soon()
 }

@@ -4,119 +4,14 @@
 //! `containerd.task.v2.Task` on one socket (a small ttrpc client here), and
 //! `delete` prints a DeleteResponse.
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use skiff_integration::shim::SHIM;
+use skiff_integration::shim::{bytes_field, call, fields, NOT_FOUND, SHIM, UNIMPLEMENTED};
 use skiff_integration::{bin, pid_alive, skiff_bin, wait_until};
-
-/// ttrpc message types.
-const REQUEST: u8 = 1;
-const RESPONSE: u8 = 2;
-/// google.rpc codes.
-const NOT_FOUND: u64 = 5;
-const UNIMPLEMENTED: u64 = 12;
-
-fn varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn bytes_field(field: u64, data: &[u8], out: &mut Vec<u8>) {
-    varint(field << 3 | 2, out);
-    varint(data.len() as u64, out);
-    out.extend_from_slice(data);
-}
-
-/// Decodes the varint and length-delimited fields of a protobuf message.
-fn fields(mut b: &[u8]) -> Result<Vec<(u64, Vec<u8>, u64)>> {
-    fn read_varint(b: &mut &[u8]) -> Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = b.split_first().context("truncated varint")?;
-            *b = rest;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        bail!("varint too long")
-    }
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let tag = read_varint(&mut b)?;
-        match tag & 7 {
-            0 => out.push((tag >> 3, Vec::new(), read_varint(&mut b)?)),
-            2 => {
-                let n = read_varint(&mut b)? as usize;
-                if b.len() < n {
-                    bail!("truncated field");
-                }
-                out.push((tag >> 3, b[..n].to_vec(), 0));
-                b = &b[n..];
-            }
-            w => bail!("wire type {w} not handled"),
-        }
-    }
-    Ok(out)
-}
-
-/// One ttrpc call: Ok(payload) or Err((code, message)).
-fn call(
-    conn: &mut UnixStream,
-    stream: u32,
-    service: &str,
-    method: &str,
-    payload: &[u8],
-) -> Result<std::result::Result<Vec<u8>, (u64, String)>> {
-    let mut req = Vec::new();
-    bytes_field(1, service.as_bytes(), &mut req);
-    bytes_field(2, method.as_bytes(), &mut req);
-    bytes_field(3, payload, &mut req);
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&(req.len() as u32).to_be_bytes());
-    msg.extend_from_slice(&stream.to_be_bytes());
-    msg.extend_from_slice(&[REQUEST, 0]);
-    msg.extend_from_slice(&req);
-    conn.write_all(&msg)?;
-    let mut header = [0u8; 10];
-    conn.read_exact(&mut header)?;
-    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    if header[8] != RESPONSE {
-        bail!("message type {} is not a response", header[8]);
-    }
-    let mut body = vec![0u8; len];
-    conn.read_exact(&mut body)?;
-    let mut status = (0, String::new());
-    let mut payload = Vec::new();
-    for (f, data, _) in fields(&body)? {
-        match f {
-            1 => {
-                for (sf, sdata, sv) in fields(&data)? {
-                    match sf {
-                        1 => status.0 = sv,
-                        2 => status.1 = String::from_utf8_lossy(&sdata).into_owned(),
-                        _ => {}
-                    }
-                }
-            }
-            2 => payload = data,
-            _ => {}
-        }
-    }
-    Ok(if status.0 == 0 {
-        Ok(payload)
-    } else {
-        Err(status)
-    })
-}
 
 /// A shim started by the test: killed, and its socket removed, when dropped.
 struct StartedShim {
