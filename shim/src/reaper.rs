@@ -122,3 +122,57 @@ fn take_from(st: &mut State, pid: i32, since: u64) -> Option<Exit> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// waitpid(-1) reaps any child of the test binary: one reaper test at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    /// Reaps until `pid` has been collected (the test is the parent).
+    fn reap_until(r: &Reaper, pid: i32) -> Vec<Exit> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut all = Vec::new();
+        while Instant::now() < deadline {
+            all.extend(r.reap());
+            if all.iter().any(|e| e.pid == pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        all
+    }
+
+    #[test]
+    fn spawned_command_exit_goes_to_its_waiter() -> std::io::Result<()> {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let r = Reaper::default();
+        let (child, since) = r.spawn(Command::new("sh").args(["-c", "exit 3"]))?;
+        let pid = child.id() as i32;
+        reap_until(&r, pid);
+        assert_eq!(r.wait(pid, since).status, 3);
+        // Taken once only.
+        assert!(r.take(pid, since).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn early_exit_matches_only_a_mark_taken_before_it() -> std::io::Result<()> {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let r = Reaper::default();
+        let before = r.mark();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "kill -9 $$"]);
+        let (child, _) = r.spawn(&mut cmd)?;
+        let pid = child.id() as i32;
+        reap_until(&r, pid);
+        let after = r.mark();
+        // A pid learnt late: an exit older than the mark is not this process's.
+        assert!(r.take(pid, after).is_none());
+        let exit = r.take(pid, before).map(|e| e.status);
+        assert_eq!(exit, Some(128 + 9));
+        Ok(())
+    }
+}
