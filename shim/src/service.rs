@@ -359,7 +359,10 @@ impl Task for Service {
             .ok_or_else(|| rpc_err(Code::INVALID_ARGUMENT, "exec without a process spec"))?;
         {
             let mut execs = c.execs();
-            if execs.contains_key(&req.exec_id) || req.exec_id.is_empty() {
+            if req.exec_id.is_empty() {
+                return Err(rpc_err(Code::INVALID_ARGUMENT, "exec without an exec id"));
+            }
+            if execs.contains_key(&req.exec_id) {
                 return Err(rpc_err(
                     Code::ALREADY_EXISTS,
                     format!("exec {:?} already exists", req.exec_id),
