@@ -2,7 +2,8 @@
 # make bench: skiff side by side with runc and crun, in one run, using the peer
 # scripts in ../shared/bench (present on the project's machines, not in the repo).
 # Env: N (containers per runtime, default 200), ROUNDS (default 5), SHIM_N (ctr runs per
-# shim, default 50); SKIP_BUILDERS=1 / SKIP_SHIMS=1 leave a part out.
+# shim, default 50), REGISTRY_ROUNDS (default 3); SKIP_BUILDERS=1 / SKIP_REGISTRY=1 /
+# SKIP_SHIMS=1 leave a part out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED_BENCH:-$(cd .. && pwd)/shared/bench}
@@ -29,6 +30,12 @@ if [ -x "$SHARED/builder-bench.sh" ] && [ "${SKIP_BUILDERS:-0}" != 1 ]; then
   # shellcheck disable=SC2086
   SKIFF_BIN_DIR=$(dirname "$SKIFF") "$SHARED/builder-bench.sh" -r "${BUILD_ROUNDS:-3}" "$tools" \
     ${BUILD_FIXTURES:-app multistage bigfile}
+fi
+
+# Registry push and pull of the bigfile image, skiff-build beside skopeo.
+if [ "${SKIP_REGISTRY:-0}" != 1 ] && command -v docker-registry >/dev/null && command -v skopeo >/dev/null; then
+  echo "== registry: skiff-build image push/pull beside skopeo copy (rounds=${REGISTRY_ROUNDS:-3})"
+  SHARED_BENCH="$SHARED" SKIFF_BIN_DIR=$(dirname "$SKIFF") ROUNDS=${REGISTRY_ROUNDS:-3} bash bench/registry.sh
 fi
 
 # Shims under containerd 1.6: ours (with skiff beside it) and the stock Go runc shim with runc.
