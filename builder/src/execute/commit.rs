@@ -1,55 +1,76 @@
-//! Publishing new layer blobs in the background. Syncing a big blob to disk takes long and
-//! uses no CPU, and the steps after it need only the layer's directory, not its blob: so a
-//! step hands its blob to a commit thread and goes on, its layer described by a stand-in
-//! ([`super::diff::PENDING`]). The thread syncs and publishes each blob, then records the
-//! step's cache entry (never before its blob is in the store). The build waits for all
-//! commits, fails if one failed, and swaps the stand-ins for the real descriptors.
+//! Making layers in the background. Once a step has run, its upper directory is final: the
+//! later steps mount it read-only as a lower layer and need nothing else from it. So the
+//! step hands the directory to a layer thread and the stage goes on; the thread tars,
+//! compresses and hashes it, syncs and publishes the blob, and only then records the step's
+//! cache entry. Until then the layer carries a stand-in descriptor and diff_id (media type
+//! [`PENDING`]); the build waits for all layers, fails if one failed, and swaps the
+//! stand-ins for the real values before it writes the image.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
 use std::thread::Scope;
 
-use skiff_specs::{Descriptor, Digest};
+use skiff_specs::{Descriptor, Digest, Store};
 
 use super::cache::{Cache, Entry};
-use super::diff::{LayerBlob, PENDING};
+use super::diff::write_layer;
 use super::{lock, Layer};
+use crate::compress::LayerCompression;
 use crate::error::{BuildError, Result};
 
-/// A written layer waiting to be published, and the step whose cache entry will name it.
+/// The media type of a layer's descriptor until its blob is in the store.
+const PENDING: &str = "application/vnd.skiff.layer.pending";
+
+/// A finished step's upper directory, to become a layer.
 #[derive(Debug)]
-pub struct Pending<'s> {
-    pub blob: LayerBlob<'s>,
+pub struct Job {
+    pub upper: PathBuf,
+    /// SOURCE_DATE_EPOCH: the cap for entry mtimes.
+    pub clamp: Option<u64>,
+    pub compression: LayerCompression,
+    /// The step's cache key and time, for its cache entry.
     pub key: Digest,
-    /// The step's time, for its cache entry.
     pub created: Option<String>,
+    /// The stand-in, unique in the build: the digest of the stand-in descriptor and diff_id.
+    pub id: Digest,
+}
+
+impl Job {
+    /// The layer as the stage carries it until the job is done.
+    pub fn stand_in(&self) -> Layer {
+        Layer {
+            blob: Descriptor::new(PENDING, self.id.clone(), 0),
+            diff_id: self.id.clone(),
+            dir: self.upper.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
-pub struct Committer<'s> {
-    /// The commit thread's queue while it runs.
-    queue: Mutex<Option<Sender<Pending<'s>>>>,
-    /// The first commit that failed.
+pub struct Committer {
+    /// The layer thread's queue while it runs.
+    queue: Mutex<Option<Sender<Job>>>,
+    /// The first layer that failed.
     error: Mutex<Option<BuildError>>,
-    /// Committed layers: diff_id → blob.
-    done: Mutex<HashMap<Digest, Descriptor>>,
+    /// Finished layers: stand-in id → (blob, diff_id).
+    done: Mutex<HashMap<Digest, (Descriptor, Digest)>>,
 }
 
-impl<'s> Committer<'s> {
-    /// Starts the commit thread in `scope`; `stop` ends it once the queue is drained.
+impl Committer {
+    /// Starts the layer thread in `scope`; `stop` ends it once the queue is drained.
     pub fn start<'scope, 'env: 'scope>(
         &'env self,
         scope: &'scope Scope<'scope, 'env>,
+        store: &'env Store,
         cache: &'env Cache,
-    ) where
-        's: 'env,
-    {
-        let (tx, rx) = channel::<Pending<'s>>();
+    ) {
+        let (tx, rx) = channel::<Job>();
         *lock(&self.queue) = Some(tx);
         scope.spawn(move || {
-            for pending in rx {
-                self.commit(pending, cache);
+            for job in rx {
+                self.make(job, store, cache);
             }
         });
     }
@@ -59,48 +80,56 @@ impl<'s> Committer<'s> {
         lock(&self.queue).take();
     }
 
-    /// Queues `pending`, or commits it now when no thread runs.
-    pub fn submit(&self, pending: Pending<'s>, cache: &Cache) {
-        let pending = match lock(&self.queue).as_ref() {
-            Some(tx) => match tx.send(pending) {
+    /// Queues `job`, or does it now when no thread runs.
+    pub fn submit(&self, job: Job, store: &Store, cache: &Cache) {
+        let job = match lock(&self.queue).as_ref() {
+            Some(tx) => match tx.send(job) {
                 Ok(()) => return,
                 Err(back) => back.0,
             },
-            None => pending,
+            None => job,
         };
-        self.commit(pending, cache);
+        self.make(job, store, cache);
     }
 
-    /// The first failed commit, if any.
+    /// The first failed layer, if any.
     pub fn take_error(&self) -> Option<BuildError> {
         lock(&self.error).take()
     }
 
-    /// Gives the layers with stand-in descriptors their committed blobs.
+    /// Gives the layers with stand-ins their real blob and diff_id.
     pub fn resolve(&self, layers: &mut [Layer]) -> Result<()> {
         let done = lock(&self.done);
         for layer in layers.iter_mut().filter(|l| l.blob.media_type == PENDING) {
-            layer.blob = done.get(&layer.diff_id).cloned().ok_or_else(|| {
-                BuildError::step("build", format!("layer {} was not stored", layer.diff_id))
+            let (blob, diff_id) = done.get(&layer.blob.digest).cloned().ok_or_else(|| {
+                BuildError::step(
+                    "build",
+                    format!("the layer of {} was not stored", layer.dir.display()),
+                )
             })?;
+            layer.blob = blob;
+            layer.diff_id = diff_id;
         }
         Ok(())
     }
 
-    fn commit(&self, pending: Pending<'s>, cache: &Cache) {
-        let diff_id = pending.blob.diff_id.clone();
-        match pending.blob.commit() {
-            Ok(blob) => {
-                lock(&self.done).insert(diff_id.clone(), blob.clone());
+    fn make(&self, job: Job, store: &Store, cache: &Cache) {
+        let made = write_layer(store, &job.upper, job.clamp, job.compression).and_then(|layer| {
+            let diff_id = layer.diff_id.clone();
+            Ok((layer.commit()?, diff_id))
+        });
+        match made {
+            Ok((blob, diff_id)) => {
+                lock(&self.done).insert(job.id, (blob.clone(), diff_id.clone()));
                 let entry = Entry {
                     layer: Some((blob, diff_id)),
-                    created: pending.created,
+                    created: job.created,
                 };
                 // A cache that cannot be written costs time, not the build.
-                if let Err(e) = cache.put(&pending.key, &entry) {
+                if let Err(e) = cache.put(&job.key, &entry) {
                     eprintln!(
                         "skiff-build: warning: writing the build cache entry {}: {e}",
-                        pending.key
+                        job.key
                     );
                 }
             }

@@ -17,12 +17,8 @@ use super::xattr::list_xattrs;
 use crate::compress::LayerCompression;
 use crate::error::{BuildError, Result};
 
-/// The media type of a layer's descriptor until its blob is committed.
-pub const PENDING: &str = "application/vnd.skiff.layer.pending";
-
 /// A layer whose content is written but not yet in the store: [`LayerBlob::commit`] syncs
-/// it to disk and publishes it (slow for a big layer, so the executor does it while later
-/// steps run). Its blob digest is known only then.
+/// it to disk and publishes it, and tells its blob digest.
 #[derive(Debug)]
 pub struct LayerBlob<'s> {
     /// Digest of the uncompressed tar (the config's rootfs.diff_ids entry).
@@ -32,11 +28,6 @@ pub struct LayerBlob<'s> {
 }
 
 impl LayerBlob<'_> {
-    /// A stand-in descriptor (media type [`PENDING`]) until the commit gives the real one.
-    pub fn pending(&self) -> Descriptor {
-        Descriptor::new(PENDING, self.diff_id.clone(), 0)
-    }
-
     /// Syncs and publishes the blob; returns its descriptor.
     pub fn commit(self) -> Result<Descriptor> {
         let (digest, size) = self.writer.finish(None, None)?.commit()?;

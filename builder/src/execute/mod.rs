@@ -115,8 +115,8 @@ pub struct Executor<'a> {
     cache: cache::Cache,
     /// Digests of context files.
     stat: stat_cache::StatCache,
-    /// Publishes new layer blobs while later steps run.
-    committer: commit::Committer<'a>,
+    /// Makes the layers of finished steps while later steps run.
+    committer: commit::Committer,
 }
 
 /// Locks a mutex; a thread that panicked while holding it leaves consistent data here
@@ -174,7 +174,13 @@ impl<'a> Executor<'a> {
     /// done (so independent stages run concurrently), and returns the target's state.
     pub fn run(&self) -> Result<StageState> {
         let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
-            self.committer.start(scope, &self.cache);
+            self.committer.start(scope, self.store, &self.cache);
+            if let [index] = self.plan.order[..] {
+                // One stage: no thread of its own to start and wait for.
+                let outcome = self.run_stage(index);
+                self.committer.stop();
+                return vec![outcome];
+            }
             let handles: Vec<_> = self
                 .plan
                 .order
@@ -805,18 +811,17 @@ impl<'a> Executor<'a> {
             );
             return Ok(());
         }
-        let layer = diff::write_layer(self.store, &snap.upper, self.clamp, self.opts.compression)?;
-        state.layers.push(Layer {
-            blob: layer.pending(),
-            diff_id: layer.diff_id.clone(),
-            dir: snap.upper.clone(),
-        });
-        let pending = commit::Pending {
-            blob: layer,
+        let n = self.dirs.fetch_add(1, Ordering::Relaxed);
+        let job = commit::Job {
+            upper: snap.upper.clone(),
+            clamp: self.clamp,
+            compression: self.opts.compression,
             key: state.key.clone(),
             created: created.clone(),
+            id: Digest::sha256_of(format!("layer {n} of this build").as_bytes()),
         };
-        self.committer.submit(pending, &self.cache);
+        state.layers.push(job.stand_in());
+        self.committer.submit(job, self.store, &self.cache);
         self.history_at(state, inst, false, created);
         Ok(())
     }
