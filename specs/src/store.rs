@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -171,7 +172,13 @@ pub struct BlobWriter<'a> {
     path: PathBuf,
     writer: DigestWriter<io::BufWriter<tempfile::NamedTempFile>>,
     lease: Lease,
+    /// Bytes already handed to the kernel's writeback.
+    written_back: u64,
 }
+
+/// A big blob is handed to writeback in pieces of this size while it is written, so the
+/// sync at its end waits for the last piece only.
+const WRITEBACK_PIECE: u64 = 8 << 20;
 
 impl<'a> BlobWriter<'a> {
     /// Bytes written so far.
@@ -195,6 +202,7 @@ impl<'a> BlobWriter<'a> {
             path,
             writer,
             lease,
+            ..
         } = self;
         let (buffered, digest, size) = writer.finish();
         let temp = buffered
@@ -224,9 +232,29 @@ impl<'a> BlobWriter<'a> {
     }
 }
 
+impl BlobWriter<'_> {
+    /// Starts writing back what was written so far, without waiting for it.
+    fn start_writeback(&mut self) -> io::Result<()> {
+        self.writer.flush()?;
+        let end = self.writer.len();
+        let fd = self.writer.get_ref().get_ref().as_file().as_raw_fd();
+        let offset = i64::try_from(self.written_back).unwrap_or(i64::MAX);
+        let len = i64::try_from(end.saturating_sub(self.written_back)).unwrap_or(0);
+        // SAFETY: `fd` is the temp file this writer owns and keeps open during the call,
+        // which reads only its integer arguments. Its result is only a hint: ignored.
+        let _ = unsafe { libc::sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+        self.written_back = end;
+        Ok(())
+    }
+}
+
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.write(buf)
+        let n = self.writer.write(buf)?;
+        if self.writer.len().saturating_sub(self.written_back) >= WRITEBACK_PIECE {
+            self.start_writeback()?;
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -385,6 +413,7 @@ impl Store {
             path: temp.path().to_owned(),
             writer: DigestWriter::new(io::BufWriter::new(temp), algorithm),
             lease,
+            written_back: 0,
         })
     }
 
