@@ -333,20 +333,22 @@ impl CopyJob<'_> {
     /// The entries below `src` (at `rel` under the source root) that the copy takes, in
     /// name order: one walk for both the copy and its cache inputs, so the two always agree.
     fn children(&self, src: &Path, top: &str, rel: &str) -> Result<Vec<Child>> {
-        let mut names: Vec<_> = fs::read_dir(src)
+        let mut entries: Vec<_> = fs::read_dir(src)
             .map_err(BuildError::io(src))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .filter_map(|e| e.ok().map(|e| (e.file_name(), e)))
             .collect();
-        names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, entry) in entries {
             let child_rel = if rel.is_empty() {
                 name.to_string_lossy().into_owned()
             } else {
                 format!("{rel}/{}", name.to_string_lossy())
             };
             let child_src = src.join(&name);
-            let meta = fs::symlink_metadata(&child_src).map_err(BuildError::io(&child_src))?;
+            // Stat relative to the open directory (not following a symlink): no walk down
+            // the whole path for every entry.
+            let meta = entry.metadata().map_err(BuildError::io(&child_src))?;
             if self.skip_child(&child_rel, top, meta.is_dir()) {
                 continue;
             }
