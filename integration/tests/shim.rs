@@ -349,8 +349,8 @@ fn twenty_containers_in_parallel() -> Result<()> {
 }
 
 /// The shim dies (SIGKILL): containerd runs `containerd-shim-skiff-v2 delete`,
-/// which force-deletes the container and unmounts its rootfs, and the task is
-/// gone. Also prints the idle shim's RSS.
+/// which force-deletes the container, unmounts its rootfs and removes the
+/// socket, and the task is gone. Also prints the idle shim's RSS.
 #[test]
 fn dead_shim_is_cleaned_up_by_delete_action() -> Result<()> {
     let c = ShimContainerd::start()?;
@@ -360,6 +360,14 @@ fn dead_shim_is_cleaned_up_by_delete_action() -> Result<()> {
     let [shim] = shims.as_slice() else {
         bail!("want one shim, found {shims:?}");
     };
+    let bundle = c
+        .tmp
+        .path()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&c.namespace)
+        .join("dead");
+    let address = std::fs::read_to_string(bundle.join("address"))?;
+    let socket = std::path::PathBuf::from(address.trim_start_matches("unix://"));
     let status = std::fs::read_to_string(format!("/proc/{shim}/status"))?;
     if let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS")) {
         eprintln!("idle shim {rss}");
@@ -377,6 +385,9 @@ fn dead_shim_is_cleaned_up_by_delete_action() -> Result<()> {
         c.calls().contains("delete --force dead")
     })
     .map_err(|e| anyhow::anyhow!("{e}\ncontainerd log:\n{}", c.log()))?;
+    skiff_integration::wait_until(5, "the dead shim's socket to be removed", || {
+        !socket.exists()
+    })?;
     c.ok(["container", "delete", "dead"])?;
     c.assert_clean_soon()
 }
