@@ -982,3 +982,40 @@ fn settle_times(history: &mut [History], fallback: &str) {
 fn env_list(config: &ContainerConfig) -> Vec<String> {
     config.env.clone().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(times: &[Option<&str>]) -> Vec<History> {
+        times
+            .iter()
+            .map(|t| History {
+                created: t.map(str::to_owned),
+                ..History::default()
+            })
+            .collect()
+    }
+
+    fn times(h: &[History]) -> Vec<&str> {
+        h.iter().filter_map(|h| h.created.as_deref()).collect()
+    }
+
+    #[test]
+    fn config_only_steps_take_the_times_of_their_neighbours() {
+        // Base entry, ENV, COPY, CMD, RUN, LABEL.
+        let mut h = history(&[Some("t0"), None, Some("t1"), None, Some("t2"), None]);
+        settle_times(&mut h, "now");
+        assert_eq!(times(&h), ["t0", "t1", "t1", "t1", "t2", "t2"]);
+
+        // Nothing new with a time: after the base, the base's last time.
+        let mut h = history(&[Some("t0"), None]);
+        settle_times(&mut h, "now");
+        assert_eq!(times(&h), ["t0", "t0"]);
+
+        // No time anywhere: the build's.
+        let mut h = history(&[None, None]);
+        settle_times(&mut h, "now");
+        assert_eq!(times(&h), ["now", "now"]);
+    }
+}
