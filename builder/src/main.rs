@@ -96,8 +96,15 @@ fn prune(args: &PruneArgs) -> Result<()> {
     let r = skiff_builder::prune::prune(&args.store).context("prune failed")?;
     println!(
         "removed {} cache entries, {} context stat caches, {} cache mounts ({} bytes); \
-         {} unreferenced blobs ({} bytes)",
-        r.entries, r.stat_caches, r.cache_mounts, r.cache_bytes, r.blobs, r.blob_bytes
+         {} unreferenced blobs ({} bytes); {} partial downloads ({} bytes)",
+        r.entries,
+        r.stat_caches,
+        r.cache_mounts,
+        r.cache_bytes,
+        r.blobs,
+        r.blob_bytes,
+        r.partials,
+        r.partial_bytes
     );
     Ok(())
 }

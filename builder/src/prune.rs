@@ -1,6 +1,6 @@
 //! `skiff-build prune`: drops the build cache (step entries, context stat caches, ADD <url>
 //! downloads, RUN cache mounts), then lets the store collect the layer blobs only the cache
-//! referenced.
+//! referenced, and removes the partial downloads of interrupted pulls.
 
 use std::fs;
 use std::io;
@@ -21,6 +21,9 @@ pub struct PruneReport {
     pub cache_bytes: u64,
     pub blobs: usize,
     pub blob_bytes: u64,
+    /// Partial downloads of interrupted pulls.
+    pub partials: usize,
+    pub partial_bytes: u64,
 }
 
 /// Prunes the build cache of the store at `store`. Holds the store's gc lock (via gc) only
@@ -49,6 +52,9 @@ pub fn prune(store: &Path) -> Result<PruneReport> {
     let gc = store.gc()?;
     report.blobs = gc.removed_blobs.len();
     report.blob_bytes = gc.freed_bytes;
+    let (n, bytes) = skiff_specs::registry::remove_partials(&store)?;
+    report.partials = n;
+    report.partial_bytes = bytes;
     Ok(report)
 }
 

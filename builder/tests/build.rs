@@ -1076,6 +1076,10 @@ fn prune_drops_the_cache() -> Result<()> {
         "FROM busybox\nCOPY a.txt /\nRUN echo x > /x\n",
     )?;
     f.build(&["-t", "p"])?;
+    // A partial download an interrupted pull left goes too.
+    let ingest = f.path("store").join(skiff_specs::registry::INGEST_DIR);
+    fs::create_dir_all(&ingest)?;
+    fs::write(ingest.join("sha256-00.partial"), "half a blob")?;
     let out = Command::new(bin("skiff-build"))
         .arg("prune")
         .arg("--store")
@@ -1091,7 +1095,12 @@ fn prune_drops_the_cache() -> Result<()> {
         report.starts_with("removed 2 cache entries, 1 context stat caches"),
         "{report}"
     );
+    assert!(
+        report.contains("; 1 partial downloads (11 bytes)"),
+        "{report}"
+    );
     assert!(!f.path("build-cache/entries").read_dir()?.any(|_| true));
+    assert!(!ingest.read_dir()?.any(|_| true));
     let progress = f.build(&["-t", "p"])?;
     assert!(steps_with(&progress, "CACHED").is_empty(), "{progress}");
     assert_eq!(ran(&progress).len(), 2, "{progress}");

@@ -1,11 +1,8 @@
 //! `image prune`: unnamed images out of the index, then unused blobs and the partial
 //! downloads of interrupted pulls out of the store.
 
-use std::fs::{self, OpenOptions};
-
-use anyhow::{Context, Result};
-use nix::fcntl::{Flock, FlockArg};
-use skiff_specs::registry::INGEST_DIR;
+use anyhow::Result;
+use skiff_specs::registry::remove_partials;
 use skiff_specs::Store;
 
 use super::human_size;
@@ -32,28 +29,4 @@ pub fn run(store: &Store) -> Result<()> {
         human_size(partial_bytes)
     );
     Ok(())
-}
-
-/// Deletes partial downloads no running pull holds (a pull keeps its file locked).
-fn remove_partials(store: &Store) -> Result<(usize, u64)> {
-    let dir = store.root().join(INGEST_DIR);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Ok((0, 0));
-    };
-    let (mut count, mut bytes) = (0, 0);
-    for entry in entries {
-        let path = entry.with_context(|| dir.display().to_string())?.path();
-        let Ok(file) = OpenOptions::new().write(true).open(&path) else {
-            continue;
-        };
-        let Ok(locked) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
-            continue;
-        };
-        let size = locked.metadata().map(|m| m.len()).unwrap_or(0);
-        if fs::remove_file(&path).is_ok() {
-            count += 1;
-            bytes += size;
-        }
-    }
-    Ok((count, bytes))
 }

@@ -155,3 +155,30 @@ impl Write for Ingest {
         self.file.flush()
     }
 }
+
+/// Deletes the partial downloads no running pull holds (a pull keeps its file locked):
+/// how many, and their bytes.
+pub fn remove_partials(store: &Store) -> Result<(usize, u64), StoreError> {
+    let dir = store.root().join(INGEST_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(io_err(&dir)(e)),
+    };
+    let (mut count, mut bytes) = (0, 0);
+    for entry in entries {
+        let path = entry.map_err(io_err(&dir))?.path();
+        let Ok(file) = OpenOptions::new().write(true).open(&path) else {
+            continue;
+        };
+        let Ok(locked) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            continue;
+        };
+        let size = locked.metadata().map_or(0, |m| m.len());
+        if fs::remove_file(&path).is_ok() {
+            count += 1;
+            bytes += size;
+        }
+    }
+    Ok((count, bytes))
+}

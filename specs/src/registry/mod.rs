@@ -18,7 +18,7 @@ mod upload;
 
 pub use credentials::{login, logout, Credentials};
 pub use error::RegistryError;
-pub use ingest::INGEST_DIR;
+pub use ingest::{remove_partials, INGEST_DIR};
 pub use pull::{pull, Pulled};
 pub use push::{push, Pushed};
 pub use reference::{Reference, DOCKER_HUB};
