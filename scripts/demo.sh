@@ -4,12 +4,12 @@
 # an OCI bundle and run it with skiff. No registry, no network.
 #   BIN_DIR     where skiff and skiff-build are (default: the release build)
 #   DEMO_DIR    scratch directory (default /tmp/skiff-demo)
-#   SKIFF_STORE image store (default /var/lib/skiff)
+#   SKIFF_STORE image store (default /var/lib/skiff/store, skiff-build's own default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN_DIR=${BIN_DIR:-target/$(rustc -vV | sed -n 's/^host: //p')/release}
 DEMO=${DEMO_DIR:-/tmp/skiff-demo}
-STORE=${SKIFF_STORE:-/var/lib/skiff}
+STORE=${SKIFF_STORE:-/var/lib/skiff/store}
 BUSYBOX=/bin/busybox
 run() { echo "+ $*" >&2; "$@"; }
 
