@@ -7,6 +7,11 @@ use anyhow::{bail, Context, Result};
 use containerd_shim_protos::types::mount::Mount;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+mod overlay;
+
+/// The kernel copies at most a page of mount data (with its final NUL).
+const PAGE: usize = 4096;
+
 /// Mounts `mounts` in order onto `rootfs`; undoes them on failure.
 pub fn mount_all(mounts: &[Mount], rootfs: &Path) -> Result<()> {
     if mounts.is_empty() {
@@ -31,22 +36,44 @@ fn mount_one(m: &Mount, target: &Path) -> Result<()> {
     if kind == "bind" {
         flags |= MsFlags::MS_BIND;
     }
-    if data.len() >= 4096 {
-        bail!(
-            "rootfs mount {kind}: options are {} bytes, over a page",
-            data.len()
-        );
-    }
     let fstype = (kind != "bind").then_some(kind);
-    let data = (!data.is_empty()).then_some(data.as_str());
     // A bind mount ignores MS_RDONLY; it takes a remount (below).
     let first = if kind == "bind" {
         flags - MsFlags::MS_RDONLY
     } else {
         flags
     };
-    mount(Some(m.source.as_str()), target, fstype, first, data)
-        .with_context(|| format!("cannot mount {kind} {} on {}", m.source, target.display()))?;
+    let failed = || format!("cannot mount {kind} {} on {}", m.source, target.display());
+    if data.len() < PAGE {
+        let data = (!data.is_empty()).then_some(data.as_str());
+        mount(Some(m.source.as_str()), target, fstype, first, data).with_context(failed)?;
+    } else {
+        // Many layers: the lowerdirs, relative to the directory they share,
+        // may fit; the kernel resolves them against the caller's cwd.
+        let Some((dir, short)) = (kind == "overlay")
+            .then(|| overlay::shorten_lowerdirs(&data))
+            .flatten()
+            .filter(|(_, short)| short.len() < PAGE)
+        else {
+            bail!(
+                "rootfs mount {kind}: options are {} bytes, over a page",
+                data.len()
+            );
+        };
+        let target = std::path::absolute(target)
+            .with_context(|| format!("cannot resolve {}", target.display()))?;
+        overlay::in_dir(&dir, || {
+            mount(
+                Some(m.source.as_str()),
+                &target,
+                fstype,
+                first,
+                Some(short.as_str()),
+            )
+            .map_err(anyhow::Error::from)
+        })
+        .with_context(failed)?;
+    }
     // A read-only bind needs a remount.
     if kind == "bind" && flags.contains(MsFlags::MS_RDONLY) {
         mount(
@@ -136,5 +163,59 @@ mod tests {
         assert_eq!(data, "index=off,lowerdir=/a:/b");
         let (flags, _) = parse_options(&["rbind".to_string(), "rw".to_string()]);
         assert_eq!(flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+    }
+
+    /// Unmounts what is left on the path when dropped, even after a failure.
+    struct Unmount(std::path::PathBuf);
+
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            unmount_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn overlay_of_many_long_lowerdirs_mounts() -> anyhow::Result<()> {
+        let tmp = tempfile::Builder::new()
+            .prefix("skiff-shim-mount-")
+            .tempdir()?;
+        let snapshots = tmp
+            .path()
+            .join("io.containerd.snapshotter.v1.overlayfs/snapshots");
+        let mut lower = Vec::new();
+        for i in 0..120 {
+            let dir = snapshots.join(format!("{i}/fs"));
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(format!("layer{i}")), "")?;
+            lower.push(dir.display().to_string());
+        }
+        let upper = snapshots.join("120/fs");
+        let work = snapshots.join("120/work");
+        std::fs::create_dir_all(&upper)?;
+        std::fs::create_dir_all(&work)?;
+        let m = Mount {
+            type_: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                "index=off".into(),
+                format!("lowerdir={}", lower.join(":")),
+                format!("upperdir={}", upper.display()),
+                format!("workdir={}", work.display()),
+            ],
+            ..Default::default()
+        };
+        assert!(m.options[1].len() > 2 * PAGE, "the lowerdirs fit a page");
+        let rootfs = tmp.path().join("rootfs");
+        let _unmount = Unmount(rootfs.clone());
+        let cwd = std::env::current_dir()?;
+        mount_all(&[m], &rootfs)?;
+        assert!(rootfs.join("layer0").exists() && rootfs.join("layer119").exists());
+        std::fs::write(rootfs.join("new"), "")?;
+        assert!(
+            upper.join("new").exists(),
+            "the write did not reach upperdir"
+        );
+        assert_eq!(std::env::current_dir()?, cwd, "the shim's cwd moved");
+        Ok(())
     }
 }
