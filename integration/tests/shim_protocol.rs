@@ -1,8 +1,8 @@
 //! The shim binary's own protocol, without containerd: `start` answers a plain
 //! address or containerd 2.x's version 3 bootstrap JSON (and reuses a live
 //! shim), the server answers `containerd.task.v3.Task` and
-//! `containerd.task.v2.Task` on one socket (a small ttrpc client here), and
-//! `delete` prints a DeleteResponse.
+//! `containerd.task.v2.Task` on one socket (a small ttrpc client here),
+//! `delete` prints a DeleteResponse, and `-info` a RuntimeInfo.
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -184,6 +184,104 @@ fn delete_action_prints_a_killed_exit() -> Result<()> {
     let status = got.iter().find(|f| f.0 == 2).map(|f| f.2);
     if status != Some(137) || !got.iter().any(|f| f.0 == 3) {
         bail!("DeleteResponse fields {got:?}: want exit_status 137 and exited_at");
+    }
+    Ok(())
+}
+
+/// `<shim> -info` with `stdin` as its standard input.
+fn info(stdin: &[u8]) -> Result<std::process::Output> {
+    let mut child = Command::new(bin(SHIM))
+        .arg("-info")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut input = child.stdin.take().context("no stdin pipe")?;
+    std::io::Write::write_all(&mut input, stdin)?;
+    drop(input);
+    Ok(child.wait_with_output()?)
+}
+
+/// runc's options (containerd.runc.v1.Options, binary_name only) in an Any.
+fn runc_options_any(binary: &Path) -> Vec<u8> {
+    let mut options = Vec::new();
+    bytes_field(6, binary.as_os_str().as_encoded_bytes(), &mut options);
+    let mut any = Vec::new();
+    bytes_field(1, b"containerd.runc.v1.Options", &mut any);
+    bytes_field(2, &options, &mut any);
+    any
+}
+
+#[test]
+fn info_prints_runtime_info_with_the_runtimes_features() -> Result<()> {
+    let options = runc_options_any(&skiff_bin());
+    let out = info(&options)?;
+    if !out.status.success() {
+        bail!(
+            "-info: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = fields(&out.stdout)?;
+    let field = |n: u64| got.iter().find(|f| f.0 == n).map(|f| f.1.clone());
+    if field(1).as_deref() != Some(b"io.containerd.skiff.v2".as_slice()) {
+        bail!("RuntimeInfo name {:?}", field(1));
+    }
+    let version = fields(&field(2).context("no version")?)?;
+    if !version.iter().any(|f| f.0 == 1 && !f.1.is_empty()) {
+        bail!("RuntimeVersion {version:?} has no version");
+    }
+    if field(3) != Some(options) {
+        bail!("RuntimeInfo options {:?} are not the ones given", field(3));
+    }
+    let features = fields(&field(4).context("no features")?)?;
+    let type_url = features.iter().find(|f| f.0 == 1).map(|f| f.1.as_slice());
+    if type_url != Some(b"types.containerd.io/opencontainers/runtime-spec/1/features/Features") {
+        bail!("features type {:?}", type_url.map(String::from_utf8_lossy));
+    }
+    let json = features
+        .iter()
+        .find(|f| f.0 == 2)
+        .context("no features value")?;
+    let got: serde_json::Value = serde_json::from_slice(&json.1)?;
+    let want: serde_json::Value =
+        serde_json::from_slice(&Command::new(skiff_bin()).arg("features").output()?.stdout)?;
+    if got != want || got["ociVersionMax"].as_str().is_none() {
+        bail!("features {got} are not skiff's {want}");
+    }
+    Ok(())
+}
+
+#[test]
+fn info_without_runtime_features_or_with_bad_options() -> Result<()> {
+    // The options choose the runtime; one without `features` leaves them out.
+    let out = info(&runc_options_any(Path::new("/bin/false")))?;
+    if !out.status.success() {
+        bail!(
+            "-info: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = fields(&out.stdout)?;
+    if got.iter().any(|f| f.0 == 4) || !got.iter().any(|f| f.0 == 1) {
+        bail!("RuntimeInfo fields {got:?}: want a name and no features");
+    }
+    // No options at all: the default runtime, still an answer.
+    let out = info(b"")?;
+    if !out.status.success() || !fields(&out.stdout)?.iter().any(|f| f.0 == 1) {
+        bail!(
+            "-info without options: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Bytes that are no Any: a clear error, nothing on stdout.
+    let out = info(b"\xff\xff\xff")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !out.stdout.is_empty() || !stderr.contains("runtime options") {
+        bail!("-info with garbage: {}: stderr {stderr:?}", out.status);
     }
     Ok(())
 }

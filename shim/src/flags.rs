@@ -23,6 +23,9 @@ Flags:
   -bundle DIR            bundle directory (delete; default: the current directory)
   -socket ADDR           address to serve on (default: the listener on fd 3)
   -debug                 verbose logs
+  -info                  print a containerd.types.RuntimeInfo protobuf (name,
+                         version, the runtime options read from stdin as a
+                         protobuf Any, the runtime's `features` JSON) and exit
   -v                     print the version
   -h, -help              print this help
 
@@ -40,6 +43,7 @@ pub enum Action {
     Delete,
     Serve,
     Version,
+    Info,
     Help,
 }
 
@@ -95,6 +99,7 @@ impl Flags {
                 "debug" => f.debug = inline.is_none_or(|v| v != "false"),
                 "v" | "version" => f.action = Action::Version,
                 "h" | "help" => f.action = Action::Help,
+                "info" => f.action = Action::Info,
                 "namespace" | "id" | "address" | "publish-binary" | "bundle" | "socket" => {
                     let value = match inline {
                         Some(v) => v,
@@ -114,7 +119,7 @@ impl Flags {
                 _ => return Err(FlagError::Unknown(name)),
             }
         }
-        if matches!(f.action, Action::Version | Action::Help) {
+        if matches!(f.action, Action::Version | Action::Info | Action::Help) {
             return Ok(f);
         }
         f.action = match action.as_deref() {
@@ -162,6 +167,13 @@ mod tests {
         let f = parse("--namespace=ns -id=c1 -bundle /b delete")?;
         assert_eq!(f.action, Action::Delete);
         assert_eq!(f.bundle.as_deref(), Some("/b"));
+        Ok(())
+    }
+
+    #[test]
+    fn info_needs_no_namespace() -> Result<(), FlagError> {
+        assert_eq!(parse("-info")?.action, Action::Info);
+        assert_eq!(parse("-debug --info")?.action, Action::Info);
         Ok(())
     }
 

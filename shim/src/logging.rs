@@ -60,8 +60,9 @@ impl Subscriber for Stderr {
         };
         let msg = serde_json::Value::String(v.msg);
         let line = format!(
-            "level={level} msg={msg}{} runtime=io.containerd.skiff.v2\n",
-            v.rest
+            "level={level} msg={msg}{} runtime={}\n",
+            v.rest,
+            crate::info::RUNTIME_NAME
         );
         let _ = std::io::stderr().write_all(line.as_bytes());
     }

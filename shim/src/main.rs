@@ -9,6 +9,7 @@ mod container;
 mod delete;
 mod events;
 mod flags;
+mod info;
 mod io;
 mod logging;
 mod mount;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             println!("containerd-shim-skiff-v2 {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Action::Info => info::run(flags.debug),
         Action::Start => start::run(&flags),
         Action::Delete => delete::run(&flags),
         Action::Serve => server::run(&flags),
