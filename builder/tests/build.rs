@@ -537,6 +537,49 @@ fn config_instructions() -> Result<()> {
 }
 
 #[test]
+fn add_extracts_zstd_xz_and_bzip2_archives() -> Result<()> {
+    use std::io::Write;
+    let f = Fixture::new()?;
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
+    h.set_cksum();
+    tar.append_data(&mut h, "in/x.txt", &b"xxx\n"[..])?;
+    let tar = tar.into_inner()?;
+    fs::write(
+        f.context().join("a.tar.zst"),
+        zstd::encode_all(&tar[..], 3)?,
+    )?;
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(&tar)?;
+    fs::write(f.context().join("b.tar.xz"), xz.finish()?)?;
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(&tar)?;
+    // No telling file name: the magic bytes decide.
+    fs::write(f.context().join("c.blob"), bz.finish()?)?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nADD a.tar.zst /zst/\nADD b.tar.xz /xz/\nADD c.blob /bz2/\n",
+    )?;
+    f.build(&["-t", "archives"])?;
+    let image = f.image("archives")?;
+    for (layer, path) in [
+        (-3, "zst/in/x.txt"),
+        (-2, "xz/in/x.txt"),
+        (-1, "bz2/in/x.txt"),
+    ] {
+        let entries = f.layer(&image, layer)?;
+        let e = find(&entries, path).with_context(|| path.to_owned())?;
+        assert_eq!(e.data, "xxx\n", "{path}");
+    }
+    Ok(())
+}
+
+#[test]
 fn add_archives_heredocs_wildcards() -> Result<()> {
     let f = Fixture::new()?;
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(

@@ -5,19 +5,19 @@
 //! extracted.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use flate2::read::GzDecoder;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, Gid, Uid};
 
+use super::archive_format::{is_tar, open_decompressed};
 use super::resolve::resolve_in;
 use crate::error::{BuildError, Result};
 use crate::frontend::DockerIgnore;
@@ -150,7 +150,10 @@ impl CopyJob<'_> {
                 self.copy_children(&host, &rel, &rel, &dir, self.dest.trim_end_matches('/'))?;
                 continue;
             }
-            if self.extract_archives && meta.is_file() && is_tar(&host)? {
+            if self.extract_archives
+                && meta.is_file()
+                && is_tar(&host).map_err(BuildError::io(&host))?
+            {
                 let dir = self.prepare_dir(&self.dest, step)?;
                 self.extract(&host, &dir, step)?;
                 continue;
@@ -480,15 +483,7 @@ impl CopyJob<'_> {
     }
 
     fn extract(&self, archive: &Path, dir: &Path, step: &str) -> Result<()> {
-        let file = File::open(archive).map_err(BuildError::io(archive))?;
-        let mut head = [0u8; 2];
-        let gz = (&file).read_exact(&mut head).is_ok() && head == [0x1f, 0x8b];
-        let file = File::open(archive).map_err(BuildError::io(archive))?;
-        let input: Box<dyn Read> = if gz {
-            Box::new(GzDecoder::new(file))
-        } else {
-            Box::new(file)
-        };
+        let input = open_decompressed(archive).map_err(BuildError::io(archive))?;
         let mut tar = tar::Archive::new(input);
         tar.set_preserve_permissions(true);
         tar.set_preserve_ownerships(true);
@@ -541,21 +536,6 @@ pub fn make_dirs(root: &Path, dir: &str, owner: (u32, u32), step: &str) -> Resul
         }
     }
     Ok(host)
-}
-
-/// Whether `path` is a tar archive, plain or gzipped (what ADD extracts).
-fn is_tar(path: &Path) -> Result<bool> {
-    let mut head = Vec::with_capacity(512);
-    let file = File::open(path).map_err(BuildError::io(path))?;
-    let mut gz_head = [0u8; 2];
-    if (&file).read_exact(&mut gz_head).is_ok() && gz_head == [0x1f, 0x8b] {
-        let mut dec = GzDecoder::new(File::open(path).map_err(BuildError::io(path))?);
-        let _ = (&mut dec).take(512).read_to_end(&mut head);
-    } else {
-        let f = File::open(path).map_err(BuildError::io(path))?;
-        let _ = f.take(512).read_to_end(&mut head);
-    }
-    Ok(head.len() >= 263 && &head[257..262] == b"ustar")
 }
 
 /// Sets the atime and mtime of `path` (not following a symlink) to those of `meta`.

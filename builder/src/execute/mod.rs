@@ -6,6 +6,7 @@
 //! filesystem step whose key is in the build cache reuses the recorded layer instead of
 //! running.
 
+mod archive_format;
 mod base;
 mod cache;
 mod commit;
