@@ -31,6 +31,8 @@ pub struct Containerd {
     calls: PathBuf,
     /// The private bin dir is first on containerd's PATH (to find a shim there).
     bin_on_path: bool,
+    /// `ctr run` flags that choose the runtime (see `run_flags`).
+    runtime: Vec<OsString>,
 }
 
 impl Containerd {
@@ -78,6 +80,12 @@ disabled_plugins = [
             sock = socket.display()
         );
         fs::write(dir.join("config.toml"), config)?;
+        let runtime = vec![
+            "--runc-binary".into(),
+            dir.join("bin/skiff").into(),
+            "--runc-root".into(),
+            dir.join("runc").into(),
+        ];
         let mut c = Self {
             tmp,
             socket,
@@ -85,6 +93,7 @@ disabled_plugins = [
             daemon: None,
             calls,
             bin_on_path,
+            runtime,
         };
         c.daemon = Some(c.spawn_daemon()?);
         c.wait_ready()?;
@@ -173,20 +182,28 @@ disabled_plugins = [
         Ok(IMAGE_REF)
     }
 
-    /// The flags that make `ctr run` use skiff through the runc v2 shim,
+    /// Replaces the `ctr run` flags that choose the runtime (by default the
+    /// runc v2 shim with skiff as its runc binary and a private root).
+    pub(crate) fn set_runtime_flags(&mut self, flags: Vec<OsString>) {
+        self.runtime = flags;
+    }
+
+    /// The flags that make `ctr run` use skiff through the chosen shim,
     /// with its state, FIFOs and cgroups private to this containerd.
     pub fn run_flags(&self, id: &str) -> Vec<OsString> {
-        let dir = self.tmp.path();
-        vec![
-            "--runc-binary".into(),
-            dir.join("bin/skiff").into(),
-            "--runc-root".into(),
-            dir.join("runc").into(),
+        let mut flags = self.runtime.clone();
+        flags.extend([
             "--fifo-dir".into(),
-            dir.join("fifo").into(),
+            self.fifo_dir().into(),
             "--cgroup".into(),
             format!("/{}/{id}", self.namespace).into(),
-        ]
+        ]);
+        flags
+    }
+
+    /// Where ctr makes the FIFOs of tasks and execs.
+    fn fifo_dir(&self) -> PathBuf {
+        self.tmp.path().join("fifo")
     }
 
     /// `ctr run RUN_FLAGS ARGS...` where ARGS are ctr run's own: the flags
@@ -196,6 +213,93 @@ disabled_plugins = [
         all.extend(self.run_flags(id));
         all.extend(args.iter().map(OsString::from));
         self.run(all)
+    }
+
+    /// `ctr run --detach` of `args` (IMAGE ID CMD...), failing loudly; returns
+    /// once the task runs.
+    pub fn run_detached(&self, id: &str, args: &[&str]) -> Result<()> {
+        let mut all = vec!["--detach"];
+        all.extend_from_slice(args);
+        let out = self.ctr_run(id, &all)?;
+        self.expect_output(&format!("ctr run -d {id}"), &out, out.status.success())?;
+        self.wait_task(id, "RUNNING")
+    }
+
+    /// `ctr task exec --exec-id EXEC ID CMD...` with private FIFOs.
+    pub fn exec(&self, id: &str, exec_id: &str, cmd: &[&str]) -> Result<Output> {
+        let mut args: Vec<OsString> = ["task", "exec", "--exec-id", exec_id, "--fifo-dir"]
+            .map(OsString::from)
+            .into();
+        args.push(self.fifo_dir().into());
+        args.push(id.into());
+        args.extend(cmd.iter().map(OsString::from));
+        self.run(args)
+    }
+
+    /// `ctr ARGS` (one shell-quoted line) with a terminal, which ctr wants
+    /// for --tty: util-linux's script gives it one.
+    pub fn ctr_with_tty(&self, args: &str) -> Result<Output> {
+        let line = format!(
+            "ctr --address {} --namespace {} {args}",
+            self.socket.display(),
+            self.namespace
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["--quiet", "--return", "--command", &line, "/dev/null"])
+            .stdin(Stdio::null());
+        crate::output_within(cmd, Duration::from_secs(60))
+    }
+
+    /// Fails with `what`, the command's status and output, skiff's calls and
+    /// containerd's log unless `good`.
+    pub fn expect_output(&self, what: &str, out: &Output, good: bool) -> Result<()> {
+        if good {
+            return Ok(());
+        }
+        bail!(
+            "{what}: {}, stdout {:?}, stderr {:?}\nskiff calls:\n{}\ncontainerd log:\n{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr),
+            self.calls(),
+            self.log()
+        )
+    }
+
+    /// `ctr task ps` lists task `id`'s pid; `pause` and `resume` take it to
+    /// PAUSED and back to RUNNING.
+    pub fn ps_pause_resume(&self, id: &str) -> Result<()> {
+        let pid = self.task_pid(id)?;
+        let ps = self.ok(["task", "ps", id])?;
+        if !ps
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().next() == Some(&pid))
+        {
+            bail!("ctr task ps does not list the task's pid {pid}: {ps:?}");
+        }
+        self.ok(["task", "pause", id])?;
+        self.wait_task(id, "PAUSED")?;
+        self.ok(["task", "resume", id])?;
+        self.wait_task(id, "RUNNING")
+    }
+
+    /// Kills task `id` (SIGKILL), waits for it to stop, deletes it and its container.
+    pub fn remove_task(&self, id: &str) -> Result<()> {
+        self.ok(["task", "kill", "--signal", "SIGKILL", id])?;
+        self.wait_task(id, "STOPPED")?;
+        self.ok(["task", "delete", id])?;
+        self.ok(["container", "delete", id])?;
+        Ok(())
+    }
+
+    /// The bundle containerd made for task `id` (the shim's working directory).
+    pub fn bundle(&self, id: &str) -> PathBuf {
+        self.tmp
+            .path()
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.namespace)
+            .join(id)
     }
 
     /// The status column of `ctr task ls` for `id` (RUNNING, STOPPED, ...).
@@ -352,6 +456,11 @@ impl Drop for Containerd {
         unmount_all(self.tmp.path());
         kill_cgroups_at(&self.namespace);
     }
+}
+
+/// A command's output as text, for comparisons and messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Filesystem paths of the unix sockets process `pid` holds.

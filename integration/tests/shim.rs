@@ -5,54 +5,24 @@
 
 use anyhow::{bail, Context, Result};
 use skiff_integration::client::Client;
+use skiff_integration::containerd::text;
 use skiff_integration::shim::ShimContainerd;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn run_rm_prints_output_and_returns_exit_code() -> Result<()> {
     let c = ShimContainerd::start()?;
     let image = c.import_busybox()?;
     let out = c.ctr_run("hello", &["--rm", image, "hello", "echo", "hello"])?;
-    if !out.status.success() || text(&out.stdout) != "hello\n" {
-        bail!(
-            "ctr run: {}, stdout {:?}, stderr {:?}\nskiff calls:\n{}\ncontainerd log:\n{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr),
-            c.calls(),
-            c.log()
-        );
-    }
+    let good = out.status.success() && text(&out.stdout) == "hello\n";
+    c.expect_output("ctr run", &out, good)?;
     let out = c.ctr_run(
         "code",
         &["--rm", image, "code", "sh", "-c", "echo err >&2; exit 7"],
     )?;
-    if out.status.code() != Some(7) || !text(&out.stderr).contains("err") {
-        bail!(
-            "ctr run: {}, stderr {:?}\nskiff calls:\n{}",
-            out.status,
-            text(&out.stderr),
-            c.calls()
-        );
-    }
+    let good = out.status.code() == Some(7) && text(&out.stderr).contains("err");
+    c.expect_output("ctr run", &out, good)?;
     c.assert_called(&["create --bundle", "start hello", "delete hello"])?;
     c.assert_clean_soon()
-}
-
-/// ctr wants a terminal for --tty: util-linux's script gives it one.
-fn ctr_in_script(c: &ShimContainerd, args: &str) -> Result<std::process::Output> {
-    let line = format!(
-        "ctr --address {} --namespace {} {args}",
-        c.socket.display(),
-        c.namespace
-    );
-    let mut cmd = std::process::Command::new("script");
-    cmd.args(["--quiet", "--return", "--command", &line, "/dev/null"])
-        .stdin(std::process::Stdio::null());
-    skiff_integration::output_within(cmd, std::time::Duration::from_secs(60))
 }
 
 #[test]
@@ -62,15 +32,9 @@ fn detached_task_exec_tty_ps_pause_metrics_kill() -> Result<()> {
     c.run_detached("sleeper", &[image, "sleeper", "sleep", "100"])?;
 
     let out = c.exec("sleeper", "hi", &["sh", "-c", "echo hi; echo oops >&2"])?;
-    if !out.status.success() || text(&out.stdout) != "hi\n" || !text(&out.stderr).contains("oops") {
-        bail!(
-            "ctr task exec: {}, stdout {:?}, stderr {:?}\nskiff calls:\n{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr),
-            c.calls()
-        );
-    }
+    let good =
+        out.status.success() && text(&out.stdout) == "hi\n" && text(&out.stderr).contains("oops");
+    c.expect_output("ctr task exec", &out, good)?;
     let out = c.exec("sleeper", "five", &["sh", "-c", "exit 5"])?;
     assert_eq!(out.status.code(), Some(5), "stderr {}", text(&out.stderr));
     let out = c.exec("sleeper", "missing", &["/no/such/binary"])?;
@@ -80,37 +44,15 @@ fn detached_task_exec_tty_ps_pause_metrics_kill() -> Result<()> {
 
     // With a tty: the shim receives the pty master through the console socket.
     let fifo = c.tmp.path().join("fifo");
-    let out = ctr_in_script(
-        &c,
-        &format!(
-            "task exec --tty --exec-id tty --fifo-dir {} sleeper sh -c 'tty; exit 3'",
-            fifo.display()
-        ),
-    )?;
-    if out.status.code() != Some(3) || !text(&out.stdout).contains("/dev/pts/") {
-        bail!(
-            "ctr task exec --tty: {}, stdout {:?}, stderr {:?}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-    }
+    let out = c.ctr_with_tty(&format!(
+        "task exec --tty --exec-id tty --fifo-dir {} sleeper sh -c 'tty; exit 3'",
+        fifo.display()
+    ))?;
+    let good = out.status.code() == Some(3) && text(&out.stdout).contains("/dev/pts/");
+    c.expect_output("ctr task exec --tty", &out, good)?;
     c.assert_called(&["exec --process", "--console-socket"])?;
 
-    let pid = c.task_pid("sleeper")?;
-    let ps = c.ok(["task", "ps", "sleeper"])?;
-    if !ps
-        .lines()
-        .skip(1)
-        .any(|l| l.split_whitespace().next() == Some(&pid))
-    {
-        bail!("ctr task ps does not list the task's pid {pid}: {ps:?}");
-    }
-
-    c.ok(["task", "pause", "sleeper"])?;
-    c.wait_task("sleeper", "PAUSED")?;
-    c.ok(["task", "resume", "sleeper"])?;
-    c.wait_task("sleeper", "RUNNING")?;
+    c.ps_pause_resume("sleeper")?;
 
     // cgroup v1 metrics: the memory usage of a running sleep is not zero.
     let metrics = c.ok(["task", "metrics", "--format", "json", "sleeper"])?;
@@ -124,10 +66,7 @@ fn detached_task_exec_tty_ps_pause_metrics_kill() -> Result<()> {
         bail!("ctr task metrics shows no memory usage: {metrics}");
     }
 
-    c.ok(["task", "kill", "--signal", "SIGKILL", "sleeper"])?;
-    c.wait_task("sleeper", "STOPPED")?;
-    c.ok(["task", "delete", "sleeper"])?;
-    c.ok(["container", "delete", "sleeper"])?;
+    c.remove_task("sleeper")?;
     c.assert_called(&[
         "pause sleeper",
         "resume sleeper",
@@ -255,18 +194,12 @@ fn containerd_restart_readopts_running_task() -> Result<()> {
         );
     }
     let out = c.exec("keep", "after", &["echo", "still here"])?;
-    if text(&out.stdout) != "still here\n" {
-        bail!(
-            "exec after restart: {}, {:?} {:?}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-    }
-    c.ok(["task", "kill", "--signal", "SIGKILL", "keep"])?;
-    c.wait_task("keep", "STOPPED")?;
-    c.ok(["task", "delete", "keep"])?;
-    c.ok(["container", "delete", "keep"])?;
+    c.expect_output(
+        "exec after restart",
+        &out,
+        text(&out.stdout) == "still here\n",
+    )?;
+    c.remove_task("keep")?;
     c.assert_clean_soon()
 }
 
@@ -318,15 +251,8 @@ fn twenty_containers_in_parallel() -> Result<()> {
                     let id = format!("par{i}");
                     let msg = format!("n{i}");
                     let out = c.ctr_run(&id, &["--rm", image, &id, "echo", &msg])?;
-                    if !out.status.success() || text(&out.stdout) != format!("{msg}\n") {
-                        bail!(
-                            "{id}: {}, stdout {:?}, stderr {:?}",
-                            out.status,
-                            text(&out.stdout),
-                            text(&out.stderr)
-                        );
-                    }
-                    Ok(())
+                    let good = out.status.success() && text(&out.stdout) == format!("{msg}\n");
+                    c.expect_output(&id, &out, good)
                 })
             })
             .collect();
@@ -360,13 +286,7 @@ fn dead_shim_is_cleaned_up_by_delete_action() -> Result<()> {
     let [shim] = shims.as_slice() else {
         bail!("want one shim, found {shims:?}");
     };
-    let bundle = c
-        .tmp
-        .path()
-        .join("state/io.containerd.runtime.v2.task")
-        .join(&c.namespace)
-        .join("dead");
-    let address = std::fs::read_to_string(bundle.join("address"))?;
+    let address = std::fs::read_to_string(c.bundle("dead").join("address"))?;
     let socket = std::path::PathBuf::from(address.trim_start_matches("unix://"));
     let status = std::fs::read_to_string(format!("/proc/{shim}/status"))?;
     if let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS")) {
@@ -406,13 +326,7 @@ fn log_uris_file_and_binary() -> Result<()> {
     let mut args = vec!["--rm", "--log-uri", &uri, image, "flog"];
     args.extend_from_slice(&cmd);
     let out = c.ctr_run("flog", &args)?;
-    if !out.status.success() {
-        bail!(
-            "ctr run --log-uri file: {}: {}",
-            out.status,
-            text(&out.stderr)
-        );
-    }
+    c.expect_output("ctr run --log-uri file", &out, out.status.success())?;
     let got = std::fs::read_to_string(&log).unwrap_or_default();
     if !got.contains("to-out") || !got.contains("to-err") {
         bail!("{} holds {got:?}", log.display());
@@ -432,13 +346,7 @@ fn log_uris_file_and_binary() -> Result<()> {
     let mut args = vec!["--rm", "--log-uri", &uri, image, "blog"];
     args.extend_from_slice(&cmd);
     let out = c.ctr_run("blog", &args)?;
-    if !out.status.success() {
-        bail!(
-            "ctr run --log-uri binary: {}: {}",
-            out.status,
-            text(&out.stderr)
-        );
-    }
+    c.expect_output("ctr run --log-uri binary", &out, out.status.success())?;
     skiff_integration::wait_until(5, "the logging binary's output", || {
         let got = std::fs::read_to_string(&sink).unwrap_or_default();
         got.contains("to-out") && got.contains("to-err")
@@ -464,10 +372,7 @@ fn one_shim_per_pod() -> Result<()> {
         bail!("exec in pod-b: {}: {}", out.status, text(&out.stderr));
     }
     for id in ["pod-a", "pod-b"] {
-        c.ok(["task", "kill", "--signal", "SIGKILL", id])?;
-        c.wait_task(id, "STOPPED")?;
-        c.ok(["task", "delete", id])?;
-        c.ok(["container", "delete", id])?;
+        c.remove_task(id)?;
         if id == "pod-a" && c.shims() != shims {
             bail!("the pod's shim is gone while pod-b lives: {:?}", c.shims());
         }
@@ -495,10 +400,7 @@ fn init_exit_kills_the_rest_without_pid_namespace() -> Result<()> {
             "sleep 1000 & sleep 1000",
         ],
     )?;
-    c.ok(["task", "kill", "--signal", "SIGKILL", "hostpid"])?;
-    c.wait_task("hostpid", "STOPPED")?;
-    c.ok(["task", "delete", "hostpid"])?;
-    c.ok(["container", "delete", "hostpid"])?;
+    c.remove_task("hostpid")?;
     c.assert_called(&["kill --all hostpid 9"])?;
     c.assert_clean_soon()
 }
@@ -513,15 +415,7 @@ fn task_api_v3_on_a_live_container() -> Result<()> {
     let c = ShimContainerd::start()?;
     let image = c.import_busybox()?;
     c.run_detached("v3", &[image, "v3", "sleep", "100"])?;
-    let bundle = c
-        .tmp
-        .path()
-        .join("state/io.containerd.runtime.v2.task")
-        .join(&c.namespace)
-        .join("v3");
-    let address = std::fs::read_to_string(bundle.join("address"))?;
-    let mut conn = std::os::unix::net::UnixStream::connect(address.trim_start_matches("unix://"))?;
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let mut conn = c.connect("v3")?;
     let mut id = Vec::new();
     bytes_field(1, b"v3", &mut id);
 
@@ -583,9 +477,6 @@ fn task_api_v3_on_a_live_container() -> Result<()> {
     }
     drop(conn);
 
-    c.ok(["task", "kill", "--signal", "SIGKILL", "v3"])?;
-    c.wait_task("v3", "STOPPED")?;
-    c.ok(["task", "delete", "v3"])?;
-    c.ok(["container", "delete", "v3"])?;
+    c.remove_task("v3")?;
     c.assert_clean_soon()
 }

@@ -45,6 +45,18 @@ fn start_cmd(bundle: &Path, address: &Path, id: &str, max_version: Option<&str>)
     cmd
 }
 
+/// Fails with the shim's status and stderr unless it exited 0.
+fn succeeded(what: &str, out: &std::process::Output) -> Result<()> {
+    if !out.status.success() {
+        bail!(
+            "{what}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 fn connect_request(id: &str) -> Vec<u8> {
     let mut b = Vec::new();
     bytes_field(1, id.as_bytes(), &mut b);
@@ -63,13 +75,7 @@ fn start_serves_task_v2_and_v3_on_one_socket() -> Result<()> {
     let id = "proto";
 
     let out = start_cmd(&bundle, &address, id, Some("3")).output()?;
-    if !out.status.success() {
-        bail!(
-            "start: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    succeeded("start", &out)?;
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout)
         .with_context(|| format!("start printed {:?}", String::from_utf8_lossy(&out.stdout)))?;
     let addr = reply["address"].as_str().unwrap_or_default().to_string();
@@ -173,13 +179,7 @@ fn delete_action_prints_a_killed_exit() -> Result<()> {
         .arg("delete")
         .current_dir(&bundle)
         .output()?;
-    if !out.status.success() {
-        bail!(
-            "delete: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    succeeded("delete", &out)?;
     let got = fields(&out.stdout)?;
     let status = got.iter().find(|f| f.0 == 2).map(|f| f.2);
     if status != Some(137) || !got.iter().any(|f| f.0 == 3) {
@@ -216,13 +216,7 @@ fn runc_options_any(binary: &Path) -> Vec<u8> {
 fn info_prints_runtime_info_with_the_runtimes_features() -> Result<()> {
     let options = runc_options_any(&skiff_bin());
     let out = info(&options)?;
-    if !out.status.success() {
-        bail!(
-            "-info: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    succeeded("-info", &out)?;
     let got = fields(&out.stdout)?;
     let field = |n: u64| got.iter().find(|f| f.0 == n).map(|f| f.1.clone());
     if field(1).as_deref() != Some(b"io.containerd.skiff.v2".as_slice()) {
@@ -257,25 +251,16 @@ fn info_prints_runtime_info_with_the_runtimes_features() -> Result<()> {
 fn info_without_runtime_features_or_with_bad_options() -> Result<()> {
     // The options choose the runtime; one without `features` leaves them out.
     let out = info(&runc_options_any(Path::new("/bin/false")))?;
-    if !out.status.success() {
-        bail!(
-            "-info: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    succeeded("-info", &out)?;
     let got = fields(&out.stdout)?;
     if got.iter().any(|f| f.0 == 4) || !got.iter().any(|f| f.0 == 1) {
         bail!("RuntimeInfo fields {got:?}: want a name and no features");
     }
     // No options at all: the default runtime, still an answer.
     let out = info(b"")?;
-    if !out.status.success() || !fields(&out.stdout)?.iter().any(|f| f.0 == 1) {
-        bail!(
-            "-info without options: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    succeeded("-info without options", &out)?;
+    if !fields(&out.stdout)?.iter().any(|f| f.0 == 1) {
+        bail!("-info without options printed no name");
     }
     // Bytes that are no Any: a clear error, nothing on stdout.
     let out = info(b"\xff\xff\xff")?;
