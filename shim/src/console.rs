@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,9 +57,16 @@ impl ConsoleSocket {
         .context("cannot receive the pty master")?;
         for cmsg in msg.cmsgs().context("console socket: bad control message")? {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                if let Some(fd) = fds.first() {
-                    // SAFETY: the kernel just installed this fd in our table; we own it.
-                    return Ok(unsafe { File::from_raw_fd(*fd) });
+                // All owned at once, so any fd past the first one closes.
+                let owned: Vec<OwnedFd> = fds
+                    .into_iter()
+                    .map(|fd| {
+                        // SAFETY: SCM_RIGHTS just installed `fd` in our table; nothing else owns it.
+                        unsafe { OwnedFd::from_raw_fd(fd) }
+                    })
+                    .collect();
+                if let Some(master) = owned.into_iter().next() {
+                    return Ok(File::from(master));
                 }
             }
         }

@@ -302,38 +302,11 @@ impl Task for Service {
     }
 
     fn pause(&self, _: &TtrpcContext, req: PauseRequest) -> RpcResult<Empty> {
-        let c = self.container(&req.id)?;
-        self.run(&c.runtime, c.runtime.pause(&c.id), None)
-            .map_err(internal)?;
-        c.init.lock().status = Status::Paused;
-        self.events.publish(
-            TASK_PAUSED_EVENT_TOPIC,
-            &TaskPaused {
-                container_id: c.id.clone(),
-                ..Default::default()
-            },
-        );
-        Ok(Empty::new())
+        self.freeze(&req.id, true)
     }
 
     fn resume(&self, _: &TtrpcContext, req: ResumeRequest) -> RpcResult<Empty> {
-        let c = self.container(&req.id)?;
-        self.run(&c.runtime, c.runtime.resume(&c.id), None)
-            .map_err(internal)?;
-        {
-            let mut st = c.init.lock();
-            if st.exit.is_none() {
-                st.status = Status::Running;
-            }
-        }
-        self.events.publish(
-            TASK_RESUMED_EVENT_TOPIC,
-            &TaskResumed {
-                container_id: c.id.clone(),
-                ..Default::default()
-            },
-        );
-        Ok(Empty::new())
+        self.freeze(&req.id, false)
     }
 
     fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> RpcResult<Empty> {

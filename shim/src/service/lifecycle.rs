@@ -249,4 +249,41 @@ impl Service {
             ..Default::default()
         })
     }
+
+    /// Pause (`pause`) or resume: the runtime command, the init's status
+    /// (an init that exited meanwhile stays stopped), the event.
+    pub(super) fn freeze(&self, id: &str, pause: bool) -> RpcResult<Empty> {
+        let c = self.container(id)?;
+        let cmd = if pause {
+            c.runtime.pause(&c.id)
+        } else {
+            c.runtime.resume(&c.id)
+        };
+        self.run(&c.runtime, cmd, None).map_err(internal)?;
+        {
+            let mut st = c.init.lock();
+            if st.exit.is_none() {
+                st.status = if pause {
+                    Status::Paused
+                } else {
+                    Status::Running
+                };
+            }
+        }
+        let container_id = c.id.clone();
+        if pause {
+            let event = TaskPaused {
+                container_id,
+                ..Default::default()
+            };
+            self.events.publish(TASK_PAUSED_EVENT_TOPIC, &event);
+        } else {
+            let event = TaskResumed {
+                container_id,
+                ..Default::default()
+            };
+            self.events.publish(TASK_RESUMED_EVENT_TOPIC, &event);
+        }
+        Ok(Empty::new())
+    }
 }
