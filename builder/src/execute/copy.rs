@@ -22,7 +22,7 @@ use super::resolve::resolve_in;
 use crate::error::{BuildError, Result};
 use crate::frontend::DockerIgnore;
 
-/// At most this many threads copy one directory tree.
+/// At most this many threads copy (or walk) one directory tree.
 const COPY_THREADS: usize = 4;
 
 /// An entry below a copied directory, as `CopyJob::children` finds it.
@@ -276,39 +276,14 @@ impl CopyJob<'_> {
         dst_rel: &str,
     ) -> Result<()> {
         let children = self.children(src, top, rel)?;
-        let copy = |child: &Child| self.copy_child(child, top, dst, dst_rel);
-        let subdirs = children.iter().filter(|c| c.meta.is_dir()).count();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(COPY_THREADS)
-            .min(subdirs);
-        if rel != top || threads < 2 {
-            return children.iter().try_for_each(copy);
+        if rel != top {
+            return children
+                .iter()
+                .try_for_each(|child| self.copy_child(child, top, dst, dst_rel));
         }
-        let next = AtomicUsize::new(0);
-        let failed = Mutex::new(None);
-        let work = || {
-            while let Some(child) = children.get(next.fetch_add(1, Ordering::Relaxed)) {
-                if let Err(e) = copy(child) {
-                    failed
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get_or_insert(e);
-                    // The others stop at their next entry.
-                    next.store(children.len(), Ordering::Relaxed);
-                }
-            }
-        };
-        std::thread::scope(|scope| {
-            for _ in 1..threads {
-                scope.spawn(work);
-            }
-            work();
-        });
-        match failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        for_each_shared(&children, |_, child| {
+            self.copy_child(child, top, dst, dst_rel)
+        })
     }
 
     /// Copies `child` (and what is below it) into the directory `dst` (`dst_rel` in the
@@ -396,19 +371,40 @@ impl CopyJob<'_> {
     }
 
     fn child_inputs(&self, src: &Path, top: &str, rel: &str, out: &mut Vec<Input>) -> Result<()> {
-        for child in self.children(src, top, rel)? {
-            let below = child
-                .meta
-                .is_dir()
-                .then(|| (child.src.clone(), child.rel.clone()));
-            out.push(Input {
-                rel: child.rel,
-                host: child.src,
-                meta: child.meta,
-            });
-            if let Some((src, rel)) = below {
-                self.child_inputs(&src, top, &rel, out)?;
+        let children = self.children(src, top, rel)?;
+        if rel == top {
+            // The named directory's subtrees are walked by several threads, each into its
+            // own list; the lists are joined in copy order.
+            let parts: Vec<Mutex<Vec<Input>>> =
+                children.iter().map(|_| Mutex::new(Vec::new())).collect();
+            for_each_shared(&children, |at, child| {
+                let mut part = Vec::new();
+                self.child_input(child, top, &mut part)?;
+                if let Some(slot) = parts.get(at) {
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = part;
+                }
+                Ok(())
+            })?;
+            for part in parts {
+                out.extend(part.into_inner().unwrap_or_else(PoisonError::into_inner));
             }
+            return Ok(());
+        }
+        for child in &children {
+            self.child_input(child, top, out)?;
+        }
+        Ok(())
+    }
+
+    /// `child` and what is below it, as inputs.
+    fn child_input(&self, child: &Child, top: &str, out: &mut Vec<Input>) -> Result<()> {
+        out.push(Input {
+            rel: child.rel.clone(),
+            host: child.src.clone(),
+            meta: child.meta.clone(),
+        });
+        if child.meta.is_dir() {
+            self.child_inputs(&child.src, top, &child.rel, out)?;
         }
         Ok(())
     }
@@ -536,6 +532,51 @@ pub fn make_dirs(root: &Path, dir: &str, owner: (u32, u32), step: &str) -> Resul
         }
     }
     Ok(host)
+}
+
+/// Runs `work` on every item, the items shared out among threads when there are
+/// directories among them (each a subtree's worth of work): the first error is returned,
+/// and the other threads stop at their next item.
+fn for_each_shared(
+    children: &[Child],
+    work: impl Fn(usize, &Child) -> Result<()> + Sync,
+) -> Result<()> {
+    let subdirs = children.iter().filter(|c| c.meta.is_dir()).count();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(COPY_THREADS)
+        .min(subdirs);
+    if threads < 2 {
+        return children
+            .iter()
+            .enumerate()
+            .try_for_each(|(at, child)| work(at, child));
+    }
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(None);
+    let worker = || loop {
+        let at = next.fetch_add(1, Ordering::Relaxed);
+        let Some(child) = children.get(at) else {
+            break;
+        };
+        if let Err(e) = work(at, child) {
+            failed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(e);
+            next.store(children.len(), Ordering::Relaxed);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    match failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Sets the atime and mtime of `path` (not following a symlink) to those of `meta`.
