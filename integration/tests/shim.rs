@@ -1,7 +1,7 @@
 //! containerd 1.6 runs tasks through skiff's own shim, containerd-shim-skiff-v2
 //! (runtime io.containerd.skiff.v2): output, exit codes, exec with and without
 //! a tty, kill, pause/resume, metrics, ps, OOM events, a containerd restart,
-//! no shim left behind, many containers at once.
+//! no shim left behind, many containers at once, CloseIO on an exec's stdin.
 
 use anyhow::{bail, Context, Result};
 use skiff_integration::client::Client;
@@ -478,5 +478,102 @@ fn task_api_v3_on_a_live_container() -> Result<()> {
     drop(conn);
 
     c.remove_task("v3")?;
+    c.assert_clean_soon()
+}
+
+/// Reads the non-blocking FIFO `f` into `got` until it holds `want`, for up
+/// to 10 s (a writer may not be there yet: end of file then means "not yet").
+fn read_until(f: &mut std::fs::File, got: &mut String, want: &str) -> Result<()> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 256];
+    while !got.contains(want) {
+        match f.read(&mut buf) {
+            Ok(n) if n > 0 => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("waited 10 s for {want:?}; the exec wrote {got:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// An exec with a stdin FIFO, over the task API: its input reaches the
+/// process, and CloseIO gives the process end of file although the FIFO's
+/// writer (the test) keeps it open.
+#[test]
+fn close_io_ends_an_execs_stdin() -> Result<()> {
+    use skiff_integration::shim::{bytes_field, call, fields, varint};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    const V2: &str = "containerd.task.v2.Task";
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    c.run_detached("cio", &[image, "cio", "sleep", "100"])?;
+
+    let fifos = c.tmp.path().join("cio-fifos");
+    std::fs::create_dir_all(&fifos)?;
+    let (stdin, stdout) = (fifos.join("stdin"), fifos.join("stdout"));
+    for f in [&stdin, &stdout] {
+        nix::unistd::mkfifo(f, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    }
+    // Read-write: opening never blocks and the FIFO always has a writer.
+    let mut input = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&stdin)?;
+    let mut output = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&stdout)?;
+
+    let mut conn = c.connect("cio")?;
+    let mut ids = Vec::new();
+    bytes_field(1, b"cio", &mut ids);
+    bytes_field(2, b"e1", &mut ids);
+    let process = serde_json::json!({
+        "args": ["sh", "-c", "read line; echo got $line; cat; echo eof"],
+        "cwd": "/",
+        "env": ["PATH=/bin:/usr/bin"],
+        "user": {"uid": 0, "gid": 0},
+    });
+    let mut spec = Vec::new();
+    bytes_field(
+        1,
+        b"types.containerd.io/opencontainers/runtime-spec/1/Process",
+        &mut spec,
+    );
+    bytes_field(2, process.to_string().as_bytes(), &mut spec);
+    let mut exec = ids.clone();
+    bytes_field(4, stdin.as_os_str().as_encoded_bytes(), &mut exec);
+    bytes_field(5, stdout.as_os_str().as_encoded_bytes(), &mut exec);
+    bytes_field(7, &spec, &mut exec);
+    call(&mut conn, 1, V2, "Exec", &exec)?.map_err(|e| anyhow::anyhow!("Exec: {e:?}"))?;
+    call(&mut conn, 3, V2, "Start", &ids)?.map_err(|e| anyhow::anyhow!("Start: {e:?}"))?;
+
+    input.write_all(b"hello\n")?;
+    let mut got = String::new();
+    read_until(&mut output, &mut got, "got hello\n")?;
+    let mut close = ids.clone();
+    varint(3 << 3, &mut close);
+    varint(1, &mut close);
+    call(&mut conn, 5, V2, "CloseIO", &close)?.map_err(|e| anyhow::anyhow!("CloseIO: {e:?}"))?;
+    read_until(&mut output, &mut got, "eof\n")?;
+    let wait = call(&mut conn, 7, V2, "Wait", &ids)?.map_err(|e| anyhow::anyhow!("Wait: {e:?}"))?;
+    let status = fields(&wait)?
+        .into_iter()
+        .find(|f| f.0 == 1)
+        .map_or(0, |f| f.2);
+    if status != 0 {
+        bail!("the exec exited {status}; it wrote {got:?}");
+    }
+    call(&mut conn, 9, V2, "Delete", &ids)?.map_err(|e| anyhow::anyhow!("Delete: {e:?}"))?;
+    drop((input, output, conn));
+
+    c.remove_task("cio")?;
     c.assert_clean_soon()
 }
