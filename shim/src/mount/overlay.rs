@@ -40,9 +40,11 @@ pub fn shorten_lowerdirs(data: &str) -> Option<(PathBuf, String)> {
 /// The longest directory that every path lies below (not merely starts
 /// with: "/s/1" and "/s/12" share "/s"); "/" if that is all.
 fn common_dir<'a>(paths: &[&'a str]) -> &'a str {
-    let first = paths[0];
+    let Some((first, rest)) = paths.split_first() else {
+        return "/";
+    };
     let mut len = first.len();
-    for p in &paths[1..] {
+    for p in rest {
         len = first
             .bytes()
             .zip(p.bytes())
@@ -50,7 +52,9 @@ fn common_dir<'a>(paths: &[&'a str]) -> &'a str {
             .take_while(|(a, b)| a == b)
             .count();
     }
-    match first[..len].rfind('/') {
+    // Bytes, not chars: the shared part may end inside a character; the cut
+    // is at a '/', which is always a character boundary.
+    match first.as_bytes()[..len].iter().rposition(|b| *b == b'/') {
         Some(end) if end > 0 => &first[..end],
         _ => "/",
     }
@@ -60,14 +64,17 @@ fn common_dir<'a>(paths: &[&'a str]) -> &'a str {
 /// stops sharing its filesystem context first, so the shim's own stays put.
 pub fn in_dir<T: Send>(dir: &Path, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     thread::scope(|s| {
-        s.spawn(|| {
-            unshare(CloneFlags::CLONE_FS).context("cannot unshare the thread's cwd")?;
-            std::env::set_current_dir(dir)
-                .with_context(|| format!("cannot change into {}", dir.display()))?;
-            f()
-        })
-        .join()
-        .map_err(|_| anyhow!("the mount thread panicked"))?
+        thread::Builder::new()
+            .name("mount".into())
+            .spawn_scoped(s, || {
+                unshare(CloneFlags::CLONE_FS).context("cannot unshare the thread's cwd")?;
+                std::env::set_current_dir(dir)
+                    .with_context(|| format!("cannot change into {}", dir.display()))?;
+                f()
+            })
+            .context("cannot start the mount thread")?
+            .join()
+            .map_err(|_| anyhow!("the mount thread panicked"))?
     })
 }
 
@@ -92,6 +99,9 @@ mod tests {
         );
         let (dir, short) = shorten_lowerdirs("lowerdir=/a/x:/a/x").expect("shortened");
         assert_eq!((dir, short.as_str()), (PathBuf::from("/a"), "lowerdir=x:x"));
+        // The shared bytes end inside a character (é and è share their first byte).
+        let (dir, short) = shorten_lowerdirs("lowerdir=/a/é:/a/è").expect("shortened");
+        assert_eq!((dir, short.as_str()), (PathBuf::from("/a"), "lowerdir=é:è"));
     }
 
     #[test]
