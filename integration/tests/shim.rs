@@ -504,7 +504,7 @@ fn read_until(f: &mut std::fs::File, got: &mut String, want: &str) -> Result<()>
 
 /// An exec with a stdin FIFO, over the task API: its input reaches the
 /// process, and CloseIO gives the process end of file although the FIFO's
-/// writer (the test) keeps it open.
+/// writer (the test) keeps it open, after what was still in the FIFO.
 #[test]
 fn close_io_ends_an_execs_stdin() -> Result<()> {
     use skiff_integration::shim::{bytes_field, call, fields, varint};
@@ -558,11 +558,16 @@ fn close_io_ends_an_execs_stdin() -> Result<()> {
     input.write_all(b"hello\n")?;
     let mut got = String::new();
     read_until(&mut output, &mut got, "got hello\n")?;
+    // Input still on its way when CloseIO comes reaches the process first.
+    input.write_all(b"late\n")?;
     let mut close = ids.clone();
     varint(3 << 3, &mut close);
     varint(1, &mut close);
     call(&mut conn, 5, V2, "CloseIO", &close)?.map_err(|e| anyhow::anyhow!("CloseIO: {e:?}"))?;
     read_until(&mut output, &mut got, "eof\n")?;
+    if !got.ends_with("late\neof\n") {
+        bail!("input written just before CloseIO was lost: the exec wrote {got:?}");
+    }
     let wait = call(&mut conn, 7, V2, "Wait", &ids)?.map_err(|e| anyhow::anyhow!("Wait: {e:?}"))?;
     let status = fields(&wait)?
         .into_iter()

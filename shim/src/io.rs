@@ -26,6 +26,9 @@ use crate::reaper::Reaper;
 /// Copy threads need little stack: their buffer is on the heap.
 const COPIER_STACK: usize = 64 * 1024;
 const BUF: usize = 32 * 1024;
+/// Reads of BUF that CloseIO passes on at most: 1 MiB, the largest FIFO
+/// buffer an unprivileged client can ask for.
+const DRAIN_READS: usize = 32;
 
 /// The stdio containerd asked for: FIFO paths, `file://` or `binary://` URIs.
 #[derive(Debug, Clone, Default)]
@@ -147,12 +150,9 @@ impl Io {
         Ok(())
     }
 
-    /// Closes the container's stdin (CloseIO) and stops the stdin copier.
+    /// Closes the container's stdin (CloseIO): the stdin copier passes on
+    /// what the client wrote to the FIFO before, then drops its end.
     pub fn close_stdin(&self) {
-        let console = lock(&self.console).is_some();
-        if !console {
-            lock(&self.stdin_target).take();
-        }
         if let Some(cancel) = lock(&self.stdin_cancel).take() {
             let _ = nix::unistd::write(&cancel, b"x");
         }
@@ -265,14 +265,14 @@ fn copy_stdin(fifo: File, cancel: OwnedFd, target: Arc<Mutex<Option<File>>>) {
             Err(_) => return,
         }
         if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            drain(&mut fifo, &mut buf, &target);
+            lock(&target).take();
             return;
         }
         match fifo.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => {
-                let mut t = lock(&target);
-                let Some(out) = t.as_mut() else { return };
-                if out.write_all(&buf[..n]).is_err() {
+                if !pass_on(&target, &buf[..n]) {
                     return;
                 }
             }
@@ -280,6 +280,29 @@ fn copy_stdin(fifo: File, cancel: OwnedFd, target: Arc<Mutex<Option<File>>>) {
             Err(_) => return,
         }
     }
+}
+
+/// Passes on what the stdin FIFO holds at CloseIO (the client wrote it
+/// before). Bounded, so a writer that keeps going cannot hold the copier.
+fn drain(fifo: &mut File, buf: &mut [u8], target: &Mutex<Option<File>>) {
+    for _ in 0..DRAIN_READS {
+        match fifo.read(buf) {
+            Ok(n) if n > 0 => {
+                if !pass_on(target, &buf[..n]) {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // Empty (WouldBlock), end of file or an error: done.
+            _ => return,
+        }
+    }
+}
+
+/// Writes `data` to the process's stdin; false once there is none to write to.
+fn pass_on(target: &Mutex<Option<File>>, data: &[u8]) -> bool {
+    let mut t = lock(target);
+    t.as_mut().is_some_and(|out| out.write_all(data).is_ok())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
