@@ -77,11 +77,16 @@ impl ConsoleSocket {
         .context("cannot receive the pty master")?;
         for cmsg in msg.cmsgs().context("cannot receive the pty master")? {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                let mut owned = fds.into_iter().map(|fd| {
-                    // SAFETY: SCM_RIGHTS just installed `fd` in this process; nothing else owns it.
-                    unsafe { OwnedFd::from_raw_fd(fd) }
-                });
-                if let Some(master) = owned.next() {
+                // Owned at once, so any fd past the first is closed, not leaked.
+                let owned: Vec<OwnedFd> = fds
+                    .into_iter()
+                    .map(|fd| {
+                        // SAFETY: SCM_RIGHTS just installed `fd` in this process; nothing else
+                        // owns it.
+                        unsafe { OwnedFd::from_raw_fd(fd) }
+                    })
+                    .collect();
+                if let Some(master) = owned.into_iter().next() {
                     return Ok(Pty {
                         master: File::from(master),
                         saved: None,
