@@ -99,6 +99,13 @@ pub struct Cli {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
 
+    /// Scratch space (step snapshots, unpacked layers) in memory, on a tmpfs: `auto` (half
+    /// the memory available when the build starts, if that is at least 1 GiB), a size
+    /// (e.g. 2G), or 0 for the disk. When the tmpfs fills up the build runs again on
+    /// disk, reusing the steps it finished.
+    #[arg(long, value_name = "auto|SIZE|0", default_value = "auto")]
+    pub scratch_memory: String,
+
     /// Network for RUN steps: none (an empty namespace) or host. `default` means none.
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     pub network: NetworkArg,

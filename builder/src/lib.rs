@@ -53,7 +53,8 @@ fn created() -> Result<(String, Option<u64>)> {
     }
 }
 
-/// Runs a whole build: parse, plan, execute, export.
+/// Runs a whole build: parse, plan, execute, export. A build whose in-memory scratch space
+/// filled up runs again on disk; the steps it finished come from the cache.
 pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
     let text = fs::read_to_string(&opts.dockerfile).map_err(BuildError::io(&opts.dockerfile))?;
     let name = opts.dockerfile.file_name().map_or_else(
@@ -72,20 +73,43 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
     let store = Store::open(&opts.store)?;
     // Keep the store's gc away from blobs written before the image names them.
     let _lease = store.lease()?;
-    let work = workdir::create(&opts.runtime)?;
-    // Dropped before `work`: unmounted before the directory is removed.
-    let _scratch = scratch::Tmpfs::mount(work.path());
     let (created, clamp) = created()?;
-    let exec = execute::Executor::new(
-        opts,
-        &store,
-        &df,
-        &plan,
-        work.path(),
-        ignore,
-        created.clone(),
-        clamp,
-    );
+    let run = |memory| -> std::result::Result<BuildOutcome, (BuildError, bool)> {
+        let work = workdir::create(&opts.runtime).map_err(|e| (e, false))?;
+        // Dropped before `work`: unmounted before the directory is removed.
+        let scratch = scratch::Tmpfs::mount(work.path(), memory);
+        let exec = execute::Executor::new(
+            opts,
+            &store,
+            &df,
+            &plan,
+            work.path(),
+            ignore.clone(),
+            created.clone(),
+            clamp,
+        );
+        execute_and_export(opts, &store, &exec, &created, work.path())
+            .map_err(|e| (e, scratch.is_full()))
+    };
+    match run(opts.scratch) {
+        Err((e, true)) => {
+            eprintln!(
+                "skiff-build: the in-memory scratch space filled up ({e}); building again on \
+                 disk (--scratch-memory 0 starts there)"
+            );
+            run(options::ScratchMemory::Limit(0)).map_err(|(e, _)| e)
+        }
+        other => other.map_err(|(e, _)| e),
+    }
+}
+
+fn execute_and_export(
+    opts: &BuildOptions,
+    store: &Store,
+    exec: &execute::Executor,
+    created: &str,
+    work: &std::path::Path,
+) -> Result<BuildOutcome> {
     let mut state = exec.run()?;
     // A cached build unpacked nothing; a local output needs the final rootfs's layers.
     if opts
@@ -95,18 +119,17 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutcome> {
     {
         exec.lower_dirs(&state.layers)?;
     }
-    drop(exec);
     if !opts.labels.is_empty() {
         let labels = state.config.labels.get_or_insert_with(Default::default);
         labels.extend(opts.labels.clone());
     }
-    let manifest = export::write_image(&store, &state, &created, &opts.tags)?;
+    let manifest = export::write_image(store, &state, created, &opts.tags)?;
     let reference = opts
         .tags
         .first()
         .map_or_else(|| manifest.digest.to_string(), |t| export::normalize_tag(t));
     for output in &opts.outputs {
-        export::write_output(&store, &reference, &state, output, work.path())?;
+        export::write_output(store, &reference, &state, output, work)?;
     }
     Ok(BuildOutcome { manifest })
 }

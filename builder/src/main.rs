@@ -14,7 +14,7 @@ use clap::Parser;
 use skiff_builder::compress::LayerCompression;
 use skiff_builder::options::{
     check_platform, parse_build_args, parse_labels, parse_secrets, BuildOptions, NamedContext,
-    NetworkMode, Output, ProgressMode,
+    NetworkMode, Output, ProgressMode, ScratchMemory,
 };
 
 use cli::{
@@ -89,6 +89,7 @@ fn options(cli: Cli) -> Result<BuildOptions> {
             NetworkArg::Default | NetworkArg::None => NetworkMode::None,
         },
         compression,
+        scratch: ScratchMemory::parse(&cli.scratch_memory)?,
     })
 }
 

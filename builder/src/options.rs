@@ -161,6 +161,40 @@ pub struct BuildOptions {
     /// How new layers are compressed in the store and OCI outputs (docker outputs are
     /// always gzip).
     pub compression: crate::compress::LayerCompression,
+    /// Where the build's scratch space (snapshots, unpacked layers) lives.
+    pub scratch: ScratchMemory,
+}
+
+/// `--scratch-memory`: the build's scratch space in memory (a tmpfs) or on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScratchMemory {
+    /// Half the memory available when the build starts, if that is at least 1 GiB.
+    Auto,
+    /// At most this many bytes of memory; 0 means on disk.
+    Limit(u64),
+}
+
+impl ScratchMemory {
+    /// `auto`, `0`, or a size in bytes with an optional K, M or G (binary) suffix.
+    pub fn parse(text: &str) -> Result<ScratchMemory> {
+        let bad = || BuildError::Option {
+            option: "--scratch-memory",
+            reason: format!("{text:?}: expected auto, 0 (disk) or a size like 512M or 4G"),
+        };
+        if text == "auto" {
+            return Ok(ScratchMemory::Auto);
+        }
+        let (digits, shift) = match text.as_bytes().last() {
+            Some(b'k' | b'K') => (&text[..text.len() - 1], 10),
+            Some(b'm' | b'M') => (&text[..text.len() - 1], 20),
+            Some(b'g' | b'G') => (&text[..text.len() - 1], 30),
+            _ => (text, 0),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        n.checked_mul(1 << shift)
+            .map(ScratchMemory::Limit)
+            .ok_or_else(bad)
+    }
 }
 
 /// Parses `id=ID,src=PATH` (`source=` too; `type=file` allowed) of --secret.

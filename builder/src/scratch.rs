@@ -2,13 +2,17 @@
 //! create and the end of the build deletes thousands of files there (snapshot upper dirs,
 //! unpacked layers); on a disk filesystem that costs seconds (ext4 without a journal even
 //! skips recently freed inodes one by one when allocating), on tmpfs it costs little and
-//! the cleanup is one unmount. The tmpfs may take half of the memory available when the
-//! build starts; with less than [`MIN_SIZE`] of that, or when the mount is refused, the
-//! build uses the directory as it is.
+//! the cleanup is one unmount. By default the tmpfs may take half of the memory available
+//! when the build starts; with less than [`MIN_SIZE`] of that, when the user said
+//! `--scratch-memory 0`, or when the mount is refused, the build uses the directory as it
+//! is. A build that fills the tmpfs runs again on disk (see `build`).
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::statvfs;
+
+use crate::options::ScratchMemory;
 
 /// Below this, scratch stays on disk.
 const MIN_SIZE: u64 = 1 << 30;
@@ -20,10 +24,17 @@ pub struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// Mounts a tmpfs on `dir`; a refused mount leaves `dir` as it is.
-    pub fn mount(dir: &Path) -> Tmpfs {
-        let size = available_memory().map_or(0, |m| m / 2);
-        if size < MIN_SIZE {
+    /// Mounts a tmpfs of the size `memory` allows on `dir`; no size or a refused mount
+    /// leaves `dir` as it is.
+    pub fn mount(dir: &Path, memory: ScratchMemory) -> Tmpfs {
+        let size = match memory {
+            ScratchMemory::Auto => available_memory()
+                .map(|m| m / 2)
+                .filter(|s| *s >= MIN_SIZE)
+                .unwrap_or(0),
+            ScratchMemory::Limit(bytes) => bytes,
+        };
+        if size == 0 {
             return Tmpfs { dir: None };
         }
         let mounted = mount(
@@ -38,6 +49,24 @@ impl Tmpfs {
         Tmpfs {
             dir: mounted.is_ok().then(|| dir.to_path_buf()),
         }
+    }
+}
+
+impl Tmpfs {
+    /// Whether the scratch is a tmpfs that is (almost) full: what a step that failed then
+    /// most likely ran into.
+    pub fn is_full(&self) -> bool {
+        let Some(dir) = &self.dir else {
+            return false;
+        };
+        let Ok(st) = statvfs(dir) else {
+            return false;
+        };
+        let block = st.fragment_size();
+        let total = st.blocks().saturating_mul(block);
+        let free = st.blocks_available().saturating_mul(block);
+        // Less than 1/64 of it left, or less than 4 MiB.
+        free < (total / 64).max(4 << 20)
     }
 }
 

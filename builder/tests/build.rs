@@ -1378,3 +1378,34 @@ fn fully_cached_rebuild_is_the_same_image_without_source_date_epoch() -> Result<
     assert!(newer > config.created, "{newer:?} {:?}", config.created);
     Ok(())
 }
+
+#[test]
+fn a_full_memory_scratch_builds_again_on_disk() -> Result<()> {
+    let f = Fixture::new()?;
+    f.write("a.txt", "a\n")?;
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY a.txt /\nRUN dd if=/dev/zero of=/big bs=1M count=24 2>/dev/null\n",
+    )?;
+    // 16 MiB of tmpfs cannot hold the 24 MiB the RUN writes (nor the unpacked base).
+    let progress = f.build(&["--scratch-memory", "16M", "-t", "big"])?;
+    assert!(
+        progress.contains("the in-memory scratch space filled up"),
+        "{progress}"
+    );
+    // The second try reused what the first finished.
+    assert!(
+        steps_with(&progress, "CACHED").contains(&"COPY a.txt /".to_owned()),
+        "{progress}"
+    );
+    let image = f.image("big")?;
+    assert!(find(&f.layer(&image, -1)?, "big").is_some());
+    // On disk from the start: no retry.
+    let progress = f.build(&["--scratch-memory", "0", "--no-cache", "-t", "big"])?;
+    assert!(!progress.contains("filled up"), "{progress}");
+    let out = f.command(&["--scratch-memory", "lots"]).output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--scratch-memory"), "{err}");
+    Ok(())
+}
