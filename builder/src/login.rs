@@ -24,13 +24,12 @@ pub fn run(args: &LoginArgs) -> Result<()> {
     if password.is_empty() {
         bail!("the password is empty");
     }
-    crate::image::configure(&args.registry_args);
     let credentials = Credentials {
         username: args.username.clone(),
         password,
     };
     let path = registry::login(
-        &skiff_builder::registry::client(),
+        &registry::Client::new(crate::image::client_options(&args.registry_args)),
         &args.registry,
         &credentials,
     )
@@ -40,7 +39,7 @@ pub fn run(args: &LoginArgs) -> Result<()> {
 }
 
 pub fn logout(args: &LogoutArgs) -> Result<()> {
-    let client = skiff_builder::registry::client();
+    let client = registry::Client::new(registry::ClientOptions::default());
     match registry::logout(&client, &args.registry)
         .with_context(|| format!("logging out of {}", args.registry))?
     {

@@ -90,6 +90,7 @@ fn options(cli: Cli) -> Result<BuildOptions> {
         },
         compression,
         scratch: ScratchMemory::parse(&cli.scratch_memory)?,
+        registry: image::client_options(&cli.registry),
     })
 }
 
@@ -169,13 +170,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    image::configure(&cli.registry);
     let pushes = push::targets(&cli);
     let result = pushes.and_then(|pushes| {
         let store = cli.store.clone();
-        let outcome =
-            options(cli).and_then(|opts| skiff_builder::build(&opts).context("build failed"))?;
-        push::push_all(&store, &outcome.manifest, &pushes)?;
+        let opts = options(cli)?;
+        let outcome = skiff_builder::build(&opts).context("build failed")?;
+        push::push_all(&opts.registry, &store, &outcome.manifest, &pushes)?;
         Ok(outcome)
     });
     match result {

@@ -163,6 +163,8 @@ pub struct BuildOptions {
     pub compression: crate::compress::LayerCompression,
     /// Where the build's scratch space (snapshots, unpacked layers) lives.
     pub scratch: ScratchMemory,
+    /// How to reach registries for FROM images the store lacks.
+    pub registry: skiff_specs::registry::ClientOptions,
 }
 
 /// `--scratch-memory`: the build's scratch space in memory (a tmpfs) or on disk.

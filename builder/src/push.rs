@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use skiff_builder::options::registry_output;
 use skiff_builder::registry::{self};
-use skiff_specs::registry::Reference;
+use skiff_specs::registry::{ClientOptions, Reference};
 use skiff_specs::{Descriptor, Store};
 
 use crate::cli::Cli;
@@ -34,13 +34,18 @@ pub fn targets(cli: &Cli) -> Result<Vec<Reference>> {
 }
 
 /// Pushes the built image `manifest` to each target.
-pub fn push_all(store: &Path, manifest: &Descriptor, targets: &[Reference]) -> Result<()> {
+pub fn push_all(
+    options: &ClientOptions,
+    store: &Path,
+    manifest: &Descriptor,
+    targets: &[Reference],
+) -> Result<()> {
     if targets.is_empty() {
         return Ok(());
     }
     let store = Store::open(store)?;
     for target in targets {
-        let pushed = registry::push(&store, &manifest.digest.to_string(), target)
+        let pushed = registry::push(options, &store, &manifest.digest.to_string(), target)
             .with_context(|| format!("pushing to {target}"))?;
         eprintln!(
             "pushed {target}: {} blobs uploaded, {} mounted, {} already there",

@@ -3,12 +3,11 @@
 //! into the store, so the built image is complete.
 
 use skiff_specs::archive::import_archive;
-use skiff_specs::registry::Reference;
+use skiff_specs::registry::{ClientOptions, Reference};
 use skiff_specs::{Descriptor, Digest, Image, ImageConfig, Platform, Store, StoreError};
 
 use crate::error::{BuildError, Result};
 use crate::options::{ContextSource, NamedContext};
-use crate::registry;
 
 /// A base image's config and layers (blobs in the store).
 #[derive(Debug, Clone)]
@@ -37,7 +36,7 @@ fn find_context<'a>(contexts: &'a [NamedContext], name: &str) -> Option<&'a Name
 
 /// The store's image `name` (as written, or in its normalised registry form); else pulled
 /// from its registry, as docker does for an image it lacks.
-fn store_or_registry(store: &Store, name: &str) -> Result<Image> {
+fn store_or_registry(store: &Store, registry: &ClientOptions, name: &str) -> Result<Image> {
     match Image::load_host(store, name) {
         Err(StoreError::ImageNotFound { .. }) => {}
         other => return Ok(other?),
@@ -50,7 +49,7 @@ fn store_or_registry(store: &Store, name: &str) -> Result<Image> {
         Err(StoreError::ImageNotFound { .. }) => {}
         other => return Ok(other?),
     }
-    let pulled = registry::pull(store, &reference).map_err(|e| {
+    let pulled = crate::registry::pull(registry, store, &reference).map_err(|e| {
         BuildError::step(
             name,
             format!(
@@ -63,10 +62,15 @@ fn store_or_registry(store: &Store, name: &str) -> Result<Image> {
 }
 
 /// Loads the image `name` names.
-pub fn load_base(store: &Store, contexts: &[NamedContext], name: &str) -> Result<BaseImage> {
+pub fn load_base(
+    store: &Store,
+    contexts: &[NamedContext],
+    registry: &ClientOptions,
+    name: &str,
+) -> Result<BaseImage> {
     let host = Platform::host();
     let Some(ctx) = find_context(contexts, name) else {
-        let image = store_or_registry(store, name)?;
+        let image = store_or_registry(store, registry, name)?;
         return from_image(store, store, image);
     };
     match &ctx.source {

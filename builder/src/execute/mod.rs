@@ -370,7 +370,8 @@ impl<'a> Executor<'a> {
                 s
             }
             Base::Image(name) => {
-                let image = base::load_base(self.store, &self.opts.contexts, &name)?;
+                let image =
+                    base::load_base(self.store, &self.opts.contexts, &self.opts.registry, &name)?;
                 let layers = self.extract_all(&image)?;
                 let config = image.config.container_config();
                 StageState {
@@ -676,7 +677,8 @@ impl<'a> Executor<'a> {
         let from_lowers = match from {
             Some(StageRef::Stage(i)) => Some(self.stage_layers(i, step)?),
             Some(StageRef::Image(name)) => {
-                let image = base::load_base(self.store, &self.opts.contexts, &name)?;
+                let image =
+                    base::load_base(self.store, &self.opts.contexts, &self.opts.registry, &name)?;
                 Some(self.extract_all(&image)?)
             }
             None => None,
@@ -688,9 +690,11 @@ impl<'a> Executor<'a> {
         // content and metadata of the context files it copies.
         let reads = match &from_ref {
             Some(StageRef::Stage(i)) => self.stage_key(*i, step)?.to_string(),
-            Some(StageRef::Image(name)) => base::load_base(self.store, &self.opts.contexts, name)?
-                .manifest
-                .to_string(),
+            Some(StageRef::Image(name)) => {
+                base::load_base(self.store, &self.opts.contexts, &self.opts.registry, name)?
+                    .manifest
+                    .to_string()
+            }
             None => {
                 let job = CopyJob {
                     src_root: &context,
@@ -898,11 +902,14 @@ impl Executor<'_> {
                         .map_err(|e| BuildError::step(step, e))?
                     {
                         StageRef::Stage(i) => self.stage_key(i, step)?.to_string(),
-                        StageRef::Image(name) => {
-                            base::load_base(self.store, &self.opts.contexts, &name)?
-                                .manifest
-                                .to_string()
-                        }
+                        StageRef::Image(name) => base::load_base(
+                            self.store,
+                            &self.opts.contexts,
+                            &self.opts.registry,
+                            &name,
+                        )?
+                        .manifest
+                        .to_string(),
                     };
                     out.push(format!("bind {from} {source}"));
                 }

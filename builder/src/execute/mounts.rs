@@ -132,7 +132,12 @@ impl Executor<'_> {
                 {
                     StageRef::Stage(i) => self.stage_layers(i, step)?,
                     StageRef::Image(name) => {
-                        let image = base::load_base(self.store, &self.opts.contexts, &name)?;
+                        let image = base::load_base(
+                            self.store,
+                            &self.opts.contexts,
+                            &self.opts.registry,
+                            &name,
+                        )?;
                         self.extract_all(&image)?
                     }
                 };

@@ -28,14 +28,17 @@ pub fn run(command: ImageCommand) -> Result<()> {
         ImageCommand::History(args) => history::run(&open(&args.store)?, &args.image),
         ImageCommand::Save(args) => save::run(&open(&args.store)?, &args),
         ImageCommand::Load(args) => load::run(&open(&args.store)?, &args.input),
-        ImageCommand::Pull(args) => {
-            configure(&args.registry);
-            pull::run(&open(&args.store)?, &args.image)
-        }
-        ImageCommand::Push(args) => {
-            configure(&args.registry);
-            push::run(&open(&args.store)?, &args.image, args.target.as_deref())
-        }
+        ImageCommand::Pull(args) => pull::run(
+            &client_options(&args.registry),
+            &open(&args.store)?,
+            &args.image,
+        ),
+        ImageCommand::Push(args) => push::run(
+            &client_options(&args.registry),
+            &open(&args.store)?,
+            &args.image,
+            args.target.as_deref(),
+        ),
         ImageCommand::Prune(args) => prune::run(&open(&args)?),
     }
 }
@@ -49,12 +52,12 @@ pub fn open(args: &StoreArgs) -> Result<Store> {
     Store::open(&args.store).with_context(|| format!("opening the store {}", args.store.display()))
 }
 
-/// Sets the process's registry settings from the command line.
-pub fn configure(args: &RegistryArgs) {
-    skiff_builder::registry::configure(ClientOptions {
+/// The registry settings the command line gives.
+pub fn client_options(args: &RegistryArgs) -> ClientOptions {
+    ClientOptions {
         insecure: args.insecure.clone(),
         ..ClientOptions::default()
-    });
+    }
 }
 
 /// `bytes` for people: 1.2MB, as docker shows sizes (powers of 1000).

@@ -2,11 +2,12 @@
 
 use anyhow::Result;
 use skiff_builder::registry;
+use skiff_specs::registry::ClientOptions;
 use skiff_specs::Store;
 
-pub fn run(store: &Store, image: &str) -> Result<()> {
+pub fn run(options: &ClientOptions, store: &Store, image: &str) -> Result<()> {
     let reference = registry::reference("image", image)?;
-    let pulled = registry::pull(store, &reference)?;
+    let pulled = registry::pull(options, store, &reference)?;
     eprintln!(
         "{} blobs fetched ({})",
         pulled.fetched,
