@@ -55,27 +55,34 @@ impl Default for Client {
     }
 }
 
+/// The one HTTP agent setup of skiff's programs (downloads and registries): the system's
+/// trust store, proxies from the environment, bounded redirects and timeouts.
+/// `recv_response` is how long a server may think before its reply starts.
+pub(crate) fn agent(recv_response: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::PlatformVerifier)
+                .build(),
+        )
+        .proxy(ureq::Proxy::try_from_env())
+        .max_redirects(MAX_REDIRECTS)
+        .max_redirects_will_error(true)
+        // Statuses are the caller's to judge (a 304 is an answer, not an error).
+        .http_status_as_error(false)
+        .user_agent(concat!("skiff/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(recv_response))
+        // A stalled body fails instead of hanging the caller; a slow one is fine.
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
 impl Client {
     pub fn new() -> Client {
-        let config = ureq::Agent::config_builder()
-            .tls_config(
-                TlsConfig::builder()
-                    .root_certs(RootCerts::PlatformVerifier)
-                    .build(),
-            )
-            .proxy(ureq::Proxy::try_from_env())
-            .max_redirects(MAX_REDIRECTS)
-            .max_redirects_will_error(true)
-            // Statuses are the caller's to judge (a 304 is an answer, not an error).
-            .http_status_as_error(false)
-            .user_agent(concat!("skiff/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            // A stalled body fails instead of hanging the build; a slow one is fine.
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .build();
         Client {
-            agent: config.new_agent(),
+            agent: agent(Duration::from_secs(60)),
         }
     }
 

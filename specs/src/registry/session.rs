@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ureq::tls::{RootCerts, TlsConfig};
-
 use super::auth::{self, Challenge};
 use super::credentials::{self, Credentials};
 use super::reference::Reference;
@@ -63,23 +61,9 @@ pub struct Client {
 
 impl Client {
     pub fn new(options: ClientOptions) -> Client {
-        let config = ureq::Agent::config_builder()
-            .tls_config(
-                TlsConfig::builder()
-                    .root_certs(RootCerts::PlatformVerifier)
-                    .build(),
-            )
-            .proxy(ureq::Proxy::try_from_env())
-            .max_redirects(10)
-            .max_redirects_will_error(true)
-            .http_status_as_error(false)
-            .user_agent(concat!("skiff/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .build();
         Client {
-            agent: config.new_agent(),
+            // Registries may take a while to answer the PUT that ends a big upload.
+            agent: crate::http::agent(Duration::from_secs(120)),
             options,
         }
     }
