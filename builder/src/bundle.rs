@@ -10,7 +10,7 @@ use skiff_specs::runtime_spec::{container_spec, SpecOptions};
 use skiff_specs::{runtime_config, Image, Overrides, Store};
 
 use crate::error::{BuildError, Result};
-use crate::execute::{unpack_layer, CopyJob, CopySource, Snapshot};
+use crate::execute::{unpack_layer, CopyJob, Snapshot};
 use crate::workdir;
 
 /// What `unpack_bundle` makes.
@@ -78,19 +78,7 @@ fn fill(req: &BundleRequest) -> Result<()> {
     fs::create_dir_all(&rootfs).map_err(BuildError::io(&rootfs))?;
     {
         let snap = Snapshot::mount(&work.path().join("merged"), &lowers)?;
-        CopyJob {
-            src_root: &snap.merged,
-            ignore: None,
-            exclude: None,
-            sources: vec![CopySource::Path("/".to_owned())],
-            dest: "/".to_owned(),
-            dest_root: &rootfs,
-            owner: None,
-            chmod: None,
-            extract_archives: false,
-            parents: false,
-        }
-        .run("image unpack")?;
+        CopyJob::whole_tree(&snap.merged, &rootfs).run("image unpack")?;
     }
     let runtime =
         runtime_config(&image.config, &rootfs, &req.overrides).map_err(|e| BuildError::Option {

@@ -11,7 +11,7 @@ use skiff_specs::{Descriptor, Digest, Image, ImageConfig, ImageManifest, Platfor
 
 use crate::compress::gzip_layer;
 use crate::error::{BuildError, Result};
-use crate::execute::{CopyJob, CopySource, Snapshot, StageState};
+use crate::execute::{CopyJob, Snapshot, StageState};
 use crate::options::Output;
 
 /// The image config of a finished stage.
@@ -116,19 +116,7 @@ pub fn write_output(
             fs::create_dir_all(dest).map_err(BuildError::io(dest))?;
             let lowers: Vec<_> = state.layers.iter().map(|l| l.dir.clone()).collect();
             let snap = Snapshot::mount(&work.join("export-local"), &lowers)?;
-            CopyJob {
-                src_root: &snap.merged,
-                ignore: None,
-                exclude: None,
-                sources: vec![CopySource::Path("/".to_owned())],
-                dest: "/".to_owned(),
-                dest_root: dest,
-                owner: None,
-                chmod: None,
-                extract_archives: false,
-                parents: false,
-            }
-            .run("--output type=local")
+            CopyJob::whole_tree(&snap.merged, dest).run("--output type=local")
         }
     }
 }

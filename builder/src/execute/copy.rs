@@ -82,7 +82,24 @@ fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-impl CopyJob<'_> {
+impl<'a> CopyJob<'a> {
+    /// All of `src_root` into `dest_root` as it is (owners and modes kept): a rootfs
+    /// exported.
+    pub fn whole_tree(src_root: &'a Path, dest_root: &'a Path) -> CopyJob<'a> {
+        CopyJob {
+            src_root,
+            ignore: None,
+            exclude: None,
+            sources: vec![CopySource::Path("/".to_owned())],
+            dest: "/".to_owned(),
+            dest_root,
+            owner: None,
+            chmod: None,
+            extract_archives: false,
+            parents: false,
+        }
+    }
+
     /// Runs the copy; errors name the source as written.
     pub fn run(&self, step: &str) -> Result<()> {
         let mut expanded: Vec<(String, PathBuf)> = Vec::new();
