@@ -34,9 +34,12 @@ size)
   m=$(manifest "$1") || exit 1
   jq -r '"\([.layers[].size] | add // 0) \(.layers | length)"' "$m" ;;
 export_size)
-  f="$B/export.tar"; rm -f "$f"
-  skopeo copy -q --dest-decompress "oci:$STORE:$1" "docker-archive:$f:$1" >/dev/null 2>&1 && stat -c %s "$f"
-  rm -f "$f" ;;
+  # What `docker save` would write: a docker archive with the layers uncompressed.
+  f="$B/export.tar"; u="$B/export-plain.tar"; rm -f "$f" "$u"
+  "${SB[@]}" image save --store "$STORE" --format docker -o "$f" "$1" >/dev/null 2>&1 &&
+    skopeo copy -q --dest-decompress "docker-archive:$f" "docker-archive:$u:$1" >/dev/null 2>&1 &&
+    stat -c %s "$u"
+  rm -f "$f" "$u" ;;
 cached)
   grep -c ' CACHED' "$B/last-build.log" || true ;;
 version)
