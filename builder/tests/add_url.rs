@@ -549,6 +549,16 @@ fn bad_urls_and_replies_are_clear_errors() -> Result<()> {
         s.hits("/loop")
     );
     assert_eq!(s.hits("/a/%2e%2e"), 0);
+    // COPY never downloads.
+    s.set("/tool.sh", Reply::ok(b"echo hi\n"));
+    f.dockerfile(&format!("FROM scratch\nCOPY {} /dl/\n", s.url("/tool.sh")))?;
+    let (ok, stderr) = f.try_build("e")?;
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("source can't be a URL for COPY"),
+        "{stderr}"
+    );
+    assert_eq!(s.hits("/tool.sh"), 0);
     assert!(f.leftovers()?.is_empty(), "{:?}", f.leftovers()?);
     Ok(())
 }

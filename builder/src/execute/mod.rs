@@ -643,6 +643,13 @@ impl<'a> Executor<'a> {
         for s in &files.sources {
             sources.push(match s {
                 Source::Path(p) if add && fetch::is_url(p) => remotes.add(p)?,
+                // BuildKit's words: COPY only reads the context or a stage.
+                Source::Path(p) if fetch::is_url(p) => {
+                    return Err(BuildError::step(
+                        step,
+                        format!("source can't be a URL for COPY: {p}"),
+                    ))
+                }
                 Source::Path(p) => CopySource::Path(p.clone()),
                 Source::Heredoc(h) => CopySource::Inline {
                     name: h.name.clone(),
