@@ -12,8 +12,11 @@ mod cache;
 mod commit;
 mod config;
 mod copy;
+mod copy_step;
 mod diff;
 mod fetch;
+mod history;
+mod inputs;
 mod mounts;
 mod resolve;
 mod run;
@@ -29,6 +32,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use skiff_specs::{ContainerConfig, Descriptor, Digest, Hasher, History, Store};
+
+use history::settle_times;
 
 use crate::error::{BuildError, Result};
 use crate::frontend::{
@@ -456,32 +461,6 @@ impl<'a> Executor<'a> {
         Ok(layers.iter().map(|l| l.dir.clone()).collect())
     }
 
-    /// A history entry for a step that changes only the config: its time is settled when
-    /// the build ends ([`settle_times`]).
-    fn history(&self, state: &mut StageState, inst: &Located<Instruction>, empty: bool) {
-        self.history_at(state, inst, empty, None);
-    }
-
-    fn history_at(
-        &self,
-        state: &mut StageState,
-        inst: &Located<Instruction>,
-        empty: bool,
-        created: Option<String>,
-    ) {
-        let suffix = match inst.value {
-            Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) => " # buildkit",
-            _ => "",
-        };
-        state.history.push(History {
-            created,
-            created_by: Some(format!("{}{suffix}", inst.source)),
-            comment: Some("buildkit.dockerfile.v0".to_owned()),
-            empty_layer: empty.then_some(true),
-            ..History::default()
-        });
-    }
-
     fn instruction(&self, state: &mut StageState, inst: &Located<Instruction>) -> Result<()> {
         let escape = self.df.escape();
         let step = inst.source.as_str();
@@ -604,162 +583,6 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    fn copy_step(
-        &self,
-        state: &mut StageState,
-        inst: &Located<Instruction>,
-        expanded: &Instruction,
-    ) -> Result<()> {
-        let step = inst.source.as_str();
-        let (files, from, add) = match expanded {
-            Instruction::Copy(c) => (&c.files, self.plan.copy_from(self.df, inst)?, false),
-            Instruction::Add(a) => (&a.files, None, true),
-            _ => return Ok(()),
-        };
-        let parents = matches!(expanded, Instruction::Copy(c) if c.parents);
-        let exclude = if files.excludes.is_empty() {
-            None
-        } else {
-            Some(
-                DockerIgnore::parse("--exclude", &files.excludes.join("\n"))
-                    .map_err(|e| BuildError::step(step, e.to_string()))?,
-            )
-        };
-        // --link: the files go into an empty snapshot, so the layer does not depend on the
-        // ones below it (user names in --chown then need the numeric form).
-        let isolated = files.link;
-        let checksum = match expanded {
-            Instruction::Add(a) => a.checksum.as_deref(),
-            _ => None,
-        };
-        let mut remotes = fetch::Remotes::new(
-            step,
-            checksum,
-            &files.sources,
-            cache_root(&self.opts.store).join("http"),
-            !self.opts.no_cache,
-        )?;
-        let mut sources = Vec::new();
-        for s in &files.sources {
-            sources.push(match s {
-                Source::Path(p) if add && fetch::is_url(p) => remotes.add(p)?,
-                // BuildKit's words: COPY only reads the context or a stage.
-                Source::Path(p) if fetch::is_url(p) => {
-                    return Err(BuildError::step(
-                        step,
-                        format!("source can't be a URL for COPY: {p}"),
-                    ))
-                }
-                Source::Path(p) => CopySource::Path(p.clone()),
-                Source::Heredoc(h) => CopySource::Inline {
-                    name: h.name.clone(),
-                    content: h.content.clone(),
-                },
-            });
-        }
-        let chmod = files
-            .chmod
-            .as_deref()
-            .map(|m| {
-                u32::from_str_radix(m, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| {
-                        BuildError::step(step, format!("--chmod={m}: not an octal mode"))
-                    })
-            })
-            .transpose()?;
-        let workdir = state
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".to_owned());
-        let mut dest = resolve::absolute(&workdir, &files.dest);
-        if files.dest.ends_with('/') || files.dest == "." || files.dest.ends_with("/.") {
-            dest.push('/');
-        }
-        // The layers of `--from`'s rootfs; unpacked and mounted only when the
-        // copy really runs (a cached step reads none of them).
-        let from_ref = from.clone();
-        let from_lowers = match from {
-            Some(StageRef::Stage(i)) => Some(self.stage_layers(i, step)?),
-            Some(StageRef::Image(name)) => {
-                let image =
-                    base::load_base(self.store, &self.opts.contexts, &self.opts.registry, &name)?;
-                Some(self.extract_all(&image)?)
-            }
-            None => None,
-        };
-        let context = self.opts.context.clone();
-        let ignore = self.ignore.clone();
-        let chown = files.chown.clone();
-        // What the copy reads goes into the key: the source stage's key or image, or the
-        // content and metadata of the context files it copies.
-        let reads = match &from_ref {
-            Some(StageRef::Stage(i)) => self.stage_key(*i, step)?.to_string(),
-            Some(StageRef::Image(name)) => {
-                base::load_base(self.store, &self.opts.contexts, &self.opts.registry, name)?
-                    .manifest
-                    .to_string()
-            }
-            None => {
-                let job = CopyJob {
-                    src_root: &context,
-                    ignore: Some(&ignore),
-                    exclude: exclude.as_ref(),
-                    sources: sources.clone(),
-                    dest: dest.clone(),
-                    dest_root: &context,
-                    owner: None,
-                    chmod,
-                    extract_archives: add,
-                    parents,
-                };
-                self.context_digest(&job.inputs(step)?)? + &remotes.key_inputs()?
-            }
-        };
-        state.key = key_of(&[&state.key.to_string(), &reads]);
-        self.fs_step_on(state, inst, isolated, |_, root| {
-            let sources = remotes.fetch(sources)?;
-            let owner = match &chown {
-                None => (0, 0),
-                Some(spec) => {
-                    let u = skiff_specs::user::resolve_user(root, spec)
-                        .map_err(|e| BuildError::step(step, format!("--chown={spec}: {e}")))?;
-                    // As in docker build: a user without a group means gid = uid.
-                    match split_user(spec) {
-                        (_, Some(_)) => (u.uid, u.gid),
-                        (_, None) => (u.uid, u.uid),
-                    }
-                }
-            };
-            let source_snapshot = match &from_lowers {
-                Some(lowers) => {
-                    let dirs = self.lower_dirs(lowers)?;
-                    Some(Snapshot::mount(&self.new_dir("from"), &dirs)?)
-                }
-                None => None,
-            };
-            let (src_root, ignore) = match &source_snapshot {
-                Some(s) => (s.merged.as_path(), None),
-                None => (context.as_path(), Some(&ignore)),
-            };
-            CopyJob {
-                src_root,
-                ignore,
-                exclude: exclude.as_ref(),
-                sources,
-                dest,
-                dest_root: root,
-                owner: Some(owner),
-                chmod,
-                extract_archives: add,
-                parents,
-            }
-            .run(step)
-        })
-    }
-
     /// Runs `change` on a snapshot of the stage and records its layer (or an empty-layer
     /// history entry when nothing changed).
     fn fs_step(
@@ -855,182 +678,8 @@ impl Executor<'_> {
             .or_insert_with(|| self.new_dir("layer"))
             .clone()
     }
-
-    /// The key of a finished stage.
-    fn stage_key(&self, index: usize, step: &str) -> Result<Digest> {
-        lock(&self.results)
-            .done
-            .get(&index)
-            .map(|s| s.key.clone())
-            .ok_or_else(|| BuildError::step(step, format!("stage {index} was not built")))
-    }
-
-    /// What a RUN reads besides its instruction, for its key: its environment (build args
-    /// included) and the sources of its bind mounts (a stage's key, an image's manifest, or
-    /// the content of the context files under the source, all of them: the mount shows
-    /// what .dockerignore excludes too).
-    fn run_inputs(
-        &self,
-        mounts: &[crate::frontend::Mount],
-        state: &StageState,
-        step: &str,
-    ) -> Result<String> {
-        let mut out: Vec<String> = state
-            .vars
-            .run_env()
-            .iter()
-            .map(|(k, v)| format!("env {k}={v}"))
-            .collect();
-        for m in mounts {
-            if m.kind != crate::frontend::MountType::Bind {
-                continue;
-            }
-            match &m.from {
-                None => {
-                    let source = m.source.clone().unwrap_or_else(|| "/".to_owned());
-                    let context = &self.opts.context;
-                    let job = CopyJob {
-                        src_root: context,
-                        ignore: None,
-                        exclude: None,
-                        sources: vec![CopySource::Path(source.clone())],
-                        dest: "/".to_owned(),
-                        dest_root: context,
-                        owner: None,
-                        chmod: None,
-                        extract_archives: false,
-                        parents: false,
-                    };
-                    let digest = self.context_digest(&job.inputs(step)?)?;
-                    out.push(format!("bind context {source} {digest}"));
-                }
-                Some(from) => {
-                    let source = match crate::frontend::resolve_copy_from(self.df, from)
-                        .map_err(|e| BuildError::step(step, e))?
-                    {
-                        StageRef::Stage(i) => self.stage_key(i, step)?.to_string(),
-                        StageRef::Image(name) => base::load_base(
-                            self.store,
-                            &self.opts.contexts,
-                            &self.opts.registry,
-                            &name,
-                        )?
-                        .manifest
-                        .to_string(),
-                    };
-                    out.push(format!("bind {from} {source}"));
-                }
-            }
-        }
-        Ok(out.join("\n"))
-    }
-
-    /// A digest of the context files a COPY reads: each path with its type, mode, owner,
-    /// and content (files) or target (symlinks); mtimes left out.
-    fn context_digest(&self, inputs: &[copy::Input]) -> Result<String> {
-        use std::os::unix::fs::MetadataExt;
-        let mut h = Hasher::new(skiff_specs::Algorithm::Sha256);
-        for copy::Input { rel, host, meta } in inputs {
-            let what = if meta.is_file() {
-                let digest = self
-                    .stat
-                    .digest(rel, host, meta)
-                    .map_err(BuildError::io(host))?;
-                format!(
-                    "file {:o} {} {} {digest}",
-                    meta.mode(),
-                    meta.uid(),
-                    meta.gid()
-                )
-            } else if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(host).map_err(BuildError::io(host))?;
-                format!(
-                    "link {} {} {}",
-                    meta.uid(),
-                    meta.gid(),
-                    target.to_string_lossy()
-                )
-            } else {
-                format!("other {:o} {} {}", meta.mode(), meta.uid(), meta.gid())
-            };
-            h.update(rel.as_bytes());
-            h.update(b"\0");
-            h.update(what.as_bytes());
-            h.update(b"\0");
-        }
-        Ok(h.finish().to_string())
-    }
-}
-
-/// Gives the history entries of config-only steps (no time yet) one, as BuildKit does:
-/// those before the build's first timed step get that step's time, later ones the time of
-/// the timed step before them; `fallback` when no entry has a time. The times of steps come
-/// from the cache when they were cached, so a rebuild settles on the same times.
-fn settle_times(history: &mut [History], fallback: &str) {
-    let mut gap = false;
-    let mut current = None;
-    for h in history.iter() {
-        match &h.created {
-            Some(t) => {
-                current = Some(t.clone());
-                if gap {
-                    break;
-                }
-            }
-            None => gap = true,
-        }
-    }
-    let mut current = current.unwrap_or_else(|| fallback.to_owned());
-    let mut gap = false;
-    for h in history.iter_mut() {
-        match &h.created {
-            Some(t) if gap => current = t.clone(),
-            Some(_) => {}
-            None => {
-                gap = true;
-                h.created = Some(current.clone());
-            }
-        }
-    }
 }
 
 fn env_list(config: &ContainerConfig) -> Vec<String> {
     config.env.clone().unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn history(times: &[Option<&str>]) -> Vec<History> {
-        times
-            .iter()
-            .map(|t| History {
-                created: t.map(str::to_owned),
-                ..History::default()
-            })
-            .collect()
-    }
-
-    fn times(h: &[History]) -> Vec<&str> {
-        h.iter().filter_map(|h| h.created.as_deref()).collect()
-    }
-
-    #[test]
-    fn config_only_steps_take_the_times_of_their_neighbours() {
-        // Base entry, ENV, COPY, CMD, RUN, LABEL.
-        let mut h = history(&[Some("t0"), None, Some("t1"), None, Some("t2"), None]);
-        settle_times(&mut h, "now");
-        assert_eq!(times(&h), ["t0", "t1", "t1", "t1", "t2", "t2"]);
-
-        // Nothing new with a time: after the base, the base's last time.
-        let mut h = history(&[Some("t0"), None]);
-        settle_times(&mut h, "now");
-        assert_eq!(times(&h), ["t0", "t0"]);
-
-        // No time anywhere: the build's.
-        let mut h = history(&[None, None]);
-        settle_times(&mut h, "now");
-        assert_eq!(times(&h), ["now", "now"]);
-    }
 }
