@@ -310,16 +310,12 @@ fn credential_helper_supplies_the_password() -> Result<()> {
         std::env::var("PATH").unwrap_or_default()
     );
     let out = f
-        .build_cmd(&[
-            "image",
-            "push",
-            "--store",
+        .build_cmd(&push_args(
             &store,
-            "--insecure-registry",
             host,
             skiff_integration::image::IMAGE_REF,
             &target,
-        ])
+        ))
         .env("PATH", &path)
         .output()?;
     assert!(
@@ -329,15 +325,7 @@ fn credential_helper_supplies_the_password() -> Result<()> {
     );
 
     // Without the helper on PATH the error says which program could not run.
-    let err = f.fails(&[
-        "image",
-        "pull",
-        "--store",
-        &store,
-        "--insecure-registry",
-        host,
-        &target,
-    ])?;
+    let err = f.fails(&pull_args(&store, host, &target))?;
     assert!(err.contains("docker-credential-skifftest"), "{err}");
     Ok(())
 }
@@ -351,16 +339,7 @@ fn basic_auth_with_htpasswd() -> Result<()> {
     let archive = busybox_archive()?.display().to_string();
     f.ok(&["image", "load", "--store", &store, "-i", &archive])?;
     let target = format!("{host}/auth/busybox:1");
-    let push = [
-        "image",
-        "push",
-        "--store",
-        &store,
-        "--insecure-registry",
-        host,
-        skiff_integration::image::IMAGE_REF,
-        &target,
-    ];
+    let push = push_args(&store, host, skiff_integration::image::IMAGE_REF, &target);
 
     let err = f.fails(&push)?;
     assert!(err.contains("authentication required"), "{err}");
@@ -401,15 +380,7 @@ fn basic_auth_with_htpasswd() -> Result<()> {
 
     f.ok(&push)?;
     let fresh = f.store("fresh");
-    f.ok(&[
-        "image",
-        "pull",
-        "--store",
-        &fresh,
-        "--insecure-registry",
-        host,
-        &target,
-    ])?;
+    f.ok(&pull_args(&fresh, host, &target))?;
 
     // After a logout the registry wants credentials again.
     f.ok(&["logout", host])?;
@@ -418,6 +389,33 @@ fn basic_auth_with_htpasswd() -> Result<()> {
     let err = f.fails(&push)?;
     assert!(err.contains("authentication required"), "{err}");
     Ok(())
+}
+
+/// `image push` of `image` in `store` to `target` on the plain-HTTP registry `host`.
+fn push_args<'a>(store: &'a str, host: &'a str, image: &'a str, target: &'a str) -> [&'a str; 8] {
+    [
+        "image",
+        "push",
+        "--store",
+        store,
+        "--insecure-registry",
+        host,
+        image,
+        target,
+    ]
+}
+
+/// `image pull` of `name` from the plain-HTTP registry `host` into `store`.
+fn pull_args<'a>(store: &'a str, host: &'a str, name: &'a str) -> [&'a str; 7] {
+    [
+        "image",
+        "pull",
+        "--store",
+        store,
+        "--insecure-registry",
+        host,
+        name,
+    ]
 }
 
 /// Loads the busybox image into a store at `dir` and returns the store's path.
@@ -606,16 +604,7 @@ fn bearer_token_flow_with_distribution_token_auth() -> Result<()> {
     let host = reg.host();
     let store = loaded_store(&f, "store")?;
     let target = format!("{host}/tokens/busybox:1");
-    let push = [
-        "image",
-        "push",
-        "--store",
-        &store,
-        "--insecure-registry",
-        host,
-        skiff_integration::image::IMAGE_REF,
-        &target,
-    ];
+    let push = push_args(&store, host, skiff_integration::image::IMAGE_REF, &target);
     let err = f.fails(&push)?;
     assert!(err.contains("requires credentials"), "{err}");
     fs::write(
@@ -624,15 +613,7 @@ fn bearer_token_flow_with_distribution_token_auth() -> Result<()> {
     )?;
     f.ok(&push)?;
     let fresh = f.store("fresh");
-    f.ok(&[
-        "image",
-        "pull",
-        "--store",
-        &fresh,
-        "--insecure-registry",
-        host,
-        &target,
-    ])?;
+    f.ok(&pull_args(&fresh, host, &target))?;
     Ok(())
 }
 
