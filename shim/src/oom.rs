@@ -118,3 +118,47 @@ impl Oom {
         Ok(fd)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// The v2 path (this host is v1): inotify on a memory.events file, written here the way
+    /// the kernel updates it.
+    #[test]
+    fn v2_memory_events_report_each_new_kill_once() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let events = dir.path().join("memory.events");
+        fs::write(&events, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n")?;
+        let kills = Arc::new(AtomicUsize::new(0));
+        let counted = kills.clone();
+        let oom = Oom::new(
+            &Cgroup::V2(dir.path().to_path_buf()),
+            Box::new(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .context("no watcher for a v2 cgroup")?;
+        oom.watch()?;
+        let wait_for = |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while kills.load(Ordering::SeqCst) < n && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            kills.load(Ordering::SeqCst)
+        };
+        // Other counters moving is not a kill.
+        fs::write(&events, "low 0\nhigh 3\nmax 1\noom 0\noom_kill 0\n")?;
+        fs::write(&events, "low 0\nhigh 3\nmax 2\noom 1\noom_kill 1\n")?;
+        assert_eq!(wait_for(1), 1);
+        fs::write(&events, "low 0\nhigh 3\nmax 4\noom 2\noom_kill 2\n")?;
+        assert_eq!(wait_for(2), 2);
+        // The init's exit checks again: nothing new, nothing reported.
+        oom.check();
+        assert_eq!(kills.load(Ordering::SeqCst), 2);
+        Ok(())
+    }
+}

@@ -259,6 +259,42 @@ mod tests {
         assert!(Cgroup::from_path("/ns/c1").dir("memory").is_some());
     }
 
+    /// The files of a cgroup v2 directory as the kernel writes them (this host is v1, so
+    /// they are written by hand here), read into containerd's v2 metrics.
+    #[test]
+    fn v2_files_become_v2_metrics() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        for (name, text) in [
+            ("pids.current", "3\n"),
+            ("pids.max", "max\n"),
+            (
+                "cpu.stat",
+                "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 0\n",
+            ),
+            ("memory.current", "1048576\n"),
+            ("memory.max", "67108864\n"),
+            ("memory.stat", "anon 4096\nfile 8192\nshmem 0\n"),
+            ("memory.events", "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n"),
+        ] {
+            fs::write(d.join(name), text)?;
+        }
+        let m = v2_metrics(d)?;
+        assert_eq!((m.pids.current, m.pids.limit), (3, 0));
+        assert_eq!(
+            (m.cpu.usage_usec, m.cpu.user_usec, m.cpu.system_usec),
+            (1500, 1000, 500)
+        );
+        assert_eq!((m.memory.usage, m.memory.usage_limit), (1 << 20, 64 << 20));
+        assert_eq!((m.memory.anon, m.memory.file), (4096, 8192));
+        // No swap files (swap accounting off): zero, not an error.
+        assert_eq!(m.memory.swap_usage, 0);
+        assert_eq!((m.memory_events.max, m.memory_events.oom_kill), (2, 1));
+        // A cgroup that is gone is an error, not zeros.
+        assert!(v2_metrics(&d.join("gone")).is_err());
+        Ok(())
+    }
+
     #[test]
     fn pairs_parse() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("skiff-shim-stats-{}", std::process::id()));
