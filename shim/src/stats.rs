@@ -297,11 +297,9 @@ mod tests {
 
     #[test]
     fn pairs_parse() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("skiff-shim-stats-{}", std::process::id()));
-        fs::create_dir_all(&dir)?;
-        fs::write(dir.join("memory.stat"), "cache 4096\nrss 8192\n")?;
-        let m = v1_memory(&dir);
-        fs::remove_dir_all(&dir)?;
+        let dir = tempfile::tempdir()?;
+        fs::write(dir.path().join("memory.stat"), "cache 4096\nrss 8192\n")?;
+        let m = v1_memory(dir.path());
         assert_eq!((m.cache, m.rss), (4096, 8192));
         Ok(())
     }
