@@ -80,6 +80,31 @@ impl Fixture {
         Ok((String::from_utf8_lossy(&out.stdout).into_owned(), stderr))
     }
 
+    /// Starts a build with `args` and SIGKILLs it once a RUN has printed `started`:
+    /// (the builder's pid, the progress it printed until then).
+    fn kill_when_started(&self, args: &[&str]) -> Result<(u32, String)> {
+        use std::io::BufRead;
+        let mut child = self
+            .command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let pid = child.id();
+        let stderr = child.stderr.take().context("stderr")?;
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line?;
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.ends_with(" started") {
+                break;
+            }
+        }
+        child.kill()?;
+        child.wait()?;
+        Ok((pid, seen))
+    }
+
     /// The skiff-build command line for this fixture.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("skiff-build"));
@@ -814,31 +839,13 @@ fn mounts_below(dir: &Path) -> Vec<String> {
 
 #[test]
 fn killed_build_is_swept_and_rebuilt() -> Result<()> {
-    use std::io::BufRead;
     let f = Fixture::new()?;
     f.write("a.txt", "a\n")?;
     f.write(
         "Dockerfile",
         "FROM busybox\nCOPY a.txt /\nRUN echo started && sleep 30\n",
     )?;
-    let mut child = f
-        .command(&["-t", "killed"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    let pid = child.id();
-    let stderr = child.stderr.take().context("stderr")?;
-    let mut seen = String::new();
-    for line in std::io::BufReader::new(stderr).lines() {
-        let line = line?;
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.ends_with(" started") {
-            break;
-        }
-    }
-    child.kill()?;
-    child.wait()?;
+    let (pid, seen) = f.kill_when_started(&["-t", "killed"])?;
     assert!(seen.contains(" started"), "the RUN never started: {seen}");
     let tmp = f.path("tmp");
     let stale = |tmp: &Path| -> Result<Vec<String>> {
@@ -1079,26 +1086,13 @@ fn concurrent_builds_share_the_cache() -> Result<()> {
 
 #[test]
 fn killed_during_run_then_rebuilt_from_the_cache() -> Result<()> {
-    use std::io::BufRead;
     let f = Fixture::new()?;
     f.write("a.txt", "a\n")?;
     f.write(
         "Dockerfile",
         "FROM busybox\nCOPY a.txt /\nRUN echo started && sleep 1 && echo x > /x\n",
     )?;
-    let mut child = f
-        .command(&["-t", "k"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().context("stderr")?;
-    for line in std::io::BufReader::new(stderr).lines() {
-        if line?.ends_with(" started") {
-            break;
-        }
-    }
-    child.kill()?;
-    child.wait()?;
+    f.kill_when_started(&["-t", "k"])?;
     let progress = f.build(&["-t", "k"])?;
     assert_eq!(
         steps_with(&progress, "CACHED"),
