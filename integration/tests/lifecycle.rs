@@ -110,27 +110,30 @@ fn run_with_terminal_relays_a_pty() -> Result<()> {
     env.assert_clean(&id, None)
 }
 
+/// `skiff run` of the bundle in the foreground, `skiff kill ID SIGNAL` once it runs:
+/// the exit code `run` returned.
+fn run_then_kill(env: &Env, id: &str, signal: &str) -> Result<Option<i32>> {
+    let mut cmd = env.cmd(["run", "--bundle"]);
+    cmd.arg(&env.bundle).arg(id);
+    let waiter = std::thread::spawn(move || output_within(cmd, Duration::from_secs(30)));
+    wait_until(10, "container running", || {
+        env.status(id).is_ok_and(|s| s == "running")
+    })?;
+    env.ok(["kill", id, signal])?;
+    let out = waiter
+        .join()
+        .map_err(|_| anyhow::anyhow!("waiter panicked"))??;
+    Ok(out.status.code())
+}
+
 #[test]
 fn run_returns_128_plus_signal() -> Result<()> {
     let env = Env::new(SLEEP)?;
     let _g = env.guard();
     let id = env.uid("sig");
     env.track(&id);
-    let mut cmd = env.cmd(["run", "--bundle"]);
-    cmd.arg(&env.bundle).arg(&id);
-    let waiter = std::thread::spawn(move || output_within(cmd, Duration::from_secs(30)));
-    wait_until(10, "container running", || {
-        env.status(&id).is_ok_and(|s| s == "running")
-    })?;
-    env.ok(["kill", &id, "KILL"])?;
-    let out = waiter
-        .join()
-        .map_err(|_| anyhow::anyhow!("waiter panicked"))??;
-    ensure!(
-        out.status.code() == Some(137),
-        "run exited {:?}",
-        out.status
-    );
+    let code = run_then_kill(&env, &id, "KILL")?;
+    ensure!(code == Some(137), "run exited {code:?}");
     env.assert_clean(&id, None)?;
 
     // Without a pid namespace the process is no init, so SIGTERM kills it.
@@ -140,21 +143,8 @@ fn run_returns_128_plus_signal() -> Result<()> {
             ns.retain(|n| n["type"] != "pid");
         }
     })?;
-    let mut cmd = env.cmd(["run", "--bundle"]);
-    cmd.arg(&env.bundle).arg(&id);
-    let waiter = std::thread::spawn(move || output_within(cmd, Duration::from_secs(30)));
-    wait_until(10, "container running", || {
-        env.status(&id).is_ok_and(|s| s == "running")
-    })?;
-    env.ok(["kill", &id, "TERM"])?;
-    let out = waiter
-        .join()
-        .map_err(|_| anyhow::anyhow!("waiter panicked"))??;
-    ensure!(
-        out.status.code() == Some(143),
-        "run exited {:?}",
-        out.status
-    );
+    let code = run_then_kill(&env, &id, "TERM")?;
+    ensure!(code == Some(143), "run exited {code:?}");
     env.assert_clean(&id, None)
 }
 
