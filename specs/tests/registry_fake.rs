@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use skiff_specs::registry::{self, Client, ClientOptions, Credentials, Reference, RegistryError};
 use skiff_specs::{media_type, Descriptor, Digest, ImageManifest, Platform, Store};
 
@@ -345,31 +346,35 @@ fn corrupted_blob_is_rejected_and_not_stored() -> Result<()> {
     Ok(())
 }
 
+/// N of a `bytes=N-` Range header.
+fn range_start(range: &str) -> Option<usize> {
+    range
+        .strip_prefix("bytes=")?
+        .strip_suffix('-')?
+        .parse()
+        .ok()
+}
+
+/// A 206 reply with `blob` from byte `from` on.
+fn rest_of(blob: &[u8], from: usize) -> Reply {
+    let total = blob.len();
+    reply(206, &blob[from.min(total)..]).header(
+        "content-range",
+        &format!("bytes {from}-{}/{total}", total - 1),
+    )
+}
+
 #[test]
 fn cut_download_resumes_with_range() -> Result<()> {
     let image = Arc::new(FakeImage::new()?);
     let img = image.clone();
-    let cuts = Arc::new(Mutex::new(0));
+    let requests = AtomicUsize::new(0);
     let (server, log) = serve(Arc::new(move |req: &Request| {
         if req.path.ends_with(&img.layer_digest()) {
             if let Some(range) = req.header("range") {
-                let from: usize = range
-                    .trim_start_matches("bytes=")
-                    .trim_end_matches('-')
-                    .parse()
-                    .unwrap_or(0);
-                let total = img.layer.len();
-                return reply(206, &img.layer[from.min(total)..]).header(
-                    "content-range",
-                    &format!("bytes {from}-{}/{total}", total - 1),
-                );
+                return rest_of(&img.layer, range_start(range).unwrap_or(0));
             }
-            let mut n = cuts.lock().map(|c| *c).unwrap_or(0);
-            if let Ok(mut c) = cuts.lock() {
-                *c += 1;
-                n = *c;
-            }
-            if n == 1 {
+            if requests.fetch_add(1, Ordering::SeqCst) == 0 {
                 let mut r = reply(200, &img.layer);
                 r.cut_after = Some(120_000);
                 return r;
@@ -390,10 +395,7 @@ fn cut_download_resumes_with_range() -> Result<()> {
         .unwrap_or_default();
     // The second request asked for the rest only (the first 120000 bytes arrived).
     assert_eq!(ranges.len(), 1, "{ranges:?}");
-    let from: u64 = ranges[0]
-        .trim_start_matches("bytes=")
-        .trim_end_matches('-')
-        .parse()?;
+    let from = range_start(&ranges[0]).context("not a bytes=N- range")?;
     assert!(from > 0 && from <= 120_000, "{ranges:?}");
     Ok(())
 }
@@ -442,17 +444,9 @@ fn a_failed_pull_leaves_a_partial_blob_the_next_pull_completes() -> Result<()> {
     let flag = broken.clone();
     let (server, log) = serve(Arc::new(move |req: &Request| {
         if req.path.ends_with(&img.layer_digest()) {
-            let from: usize = req
-                .header("range")
-                .map(|r| r.trim_start_matches("bytes=").trim_end_matches('-'))
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0);
-            let total = img.layer.len();
+            let from = req.header("range").and_then(range_start).unwrap_or(0);
             let mut r = if from > 0 {
-                reply(206, &img.layer[from.min(total)..]).header(
-                    "content-range",
-                    &format!("bytes {from}-{}/{total}", total - 1),
-                )
+                rest_of(&img.layer, from)
             } else {
                 reply(200, &img.layer)
             };
