@@ -2,7 +2,7 @@
 //! none, gzip, bzip2, xz and zstd, told apart by their magic bytes, never by file name.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
 use flate2::read::GzDecoder;
@@ -39,7 +39,8 @@ pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
     let mut head = [0u8; 6];
     let mut file = File::open(path)?;
     let n = read_up_to(&mut file, &mut head)?;
-    let file = BufReader::new(File::open(path)?);
+    file.rewind()?;
+    let file = BufReader::new(file);
     Ok(match ArchiveCompression::detect(&head[..n]) {
         ArchiveCompression::None => Box::new(file),
         ArchiveCompression::Gzip => Box::new(GzDecoder::new(file)),
