@@ -10,21 +10,26 @@ RELEASE_DIR := target/$(TRIPLE)/release
 STATIC_ENV := RUSTFLAGS="-C target-feature=+crt-static" LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH)
 RELEASE := $(STATIC_ENV) $(CARGO) --release --target $(TRIPLE)
 
-.PHONY: all build deps demo test lint unit integration bench install clean
+.PHONY: all build deps demo test lint unit integration bench install clean patched-crates
 
 all: build
+
+# Cargo's [patch.crates-io] reads libcontainer from third_party/, made from
+# the pristine crate and patches/*.patch (see patches/README.md).
+patched-crates:
+	bash scripts/patched-crates.sh
 
 deps:
 	bash scripts/install-deps.sh
 
-build:
+build: patched-crates
 	$(subst --release,build --release,$(RELEASE)) --workspace
 
 # The README's first command: install, build, build the example app image and run it.
 demo: deps build
 	BIN_DIR=$(CURDIR)/$(RELEASE_DIR) bash scripts/demo.sh
 
-lint:
+lint: patched-crates
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -281,3 +281,50 @@ fn corrupt_state_is_an_error_and_force_delete_cleans_up() -> Result<()> {
     ensure!(!skiff_integration::pid_alive(pid), "init survived");
     env.assert_clean(&id, Some(&cg))
 }
+
+/// A step the host refuses names the step, the file or resource and the
+/// errno (runc: `failed to update /proc/self/oom_score_adj: Permission
+/// denied`, `error setting rlimit type 7: operation not permitted`).
+#[test]
+fn refused_steps_name_their_cause() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+
+    // Lowering oom_score_adj below the caller's needs CAP_SYS_RESOURCE,
+    // which these hosts do not give; where it is given, the value is taken.
+    env.edit_spec(|s| s["process"]["oomScoreAdj"] = json!(-999))?;
+    let id = env.uid("oom");
+    env.track(&id);
+    let mut c = env.cmd(["create", "--bundle"]);
+    c.arg(&env.bundle).arg(&id);
+    let out = output_within(c, Duration::from_secs(30))?;
+    if out.status.success() {
+        let _ = env.skiff(["delete", "--force", &id]);
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(err.contains("/proc/self/oom_score_adj"), "{err}");
+        ensure!(err.contains("-999"), "{err}");
+        ensure!(err.contains("Permission denied"), "{err}");
+        env.assert_clean(&id, None)?;
+    }
+
+    // A hard limit above the caller's own, without CAP_SYS_RESOURCE.
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+    if hard == nix::sys::resource::RLIM_INFINITY {
+        return Ok(());
+    }
+    // Above the caller's hard limit, and within the kernel's nr_open.
+    let over = hard + 1;
+    env.edit_spec(|s| {
+        s["process"]["oomScoreAdj"] = json!(null);
+        s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": over, "soft": 1024}]);
+    })?;
+    let err = create_fails_cg(&env, "rlimit")?;
+    ensure!(err.contains("rlimit type 7"), "{err}");
+    ensure!(err.contains(&over.to_string()), "{err}");
+    ensure!(
+        err.contains("EPERM") || err.contains("not permitted"),
+        "{err}"
+    );
+    Ok(())
+}

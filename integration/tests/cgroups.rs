@@ -184,3 +184,25 @@ fn default_cgroup_is_removed_with_the_container() -> Result<()> {
     env.ok(["delete", &id])?;
     env.assert_clean(&id, None)
 }
+
+/// linux.resources.memory.disableOOMKiller reaches memory.oom_control on
+/// cgroup v1 (cgroup v2 has no such switch; runc ignores it there too).
+#[test]
+fn disable_oom_killer_on_cgroup_v1() -> Result<()> {
+    if !skiff_integration::cgroup_v1("memory") {
+        return Ok(());
+    }
+    let env = Env::new(&["sleep", "1000"])?;
+    let _g = env.guard();
+    let cg = env.cgroups_path("oomctl");
+    env.edit_spec(|s| {
+        s["linux"]["cgroupsPath"] = json!(cg);
+        s["linux"]["resources"]["memory"] = json!({"limit": 67108864, "disableOOMKiller": true});
+    })?;
+    let id = env.uid("oomctl");
+    env.create(&id)?;
+    let control = read("memory", &cg, "memory.oom_control")?;
+    ensure!(control.contains("oom_kill_disable 1"), "{control}");
+    env.ok(["delete", "--force", &id])?;
+    env.assert_clean(&id, Some(&cg))
+}

@@ -719,6 +719,11 @@ fn cgroup_puts_the_process_in_an_existing_sub_cgroup() -> Result<()> {
 
     exec_fails(&env, &["--cgroup", "nope", &id, "true"], "does not exist")?;
     exec_fails(&env, &["--cgroup", "../up", &id, "true"], "below")?;
+    // "/" is the container's own cgroup (runc accepts it), also per controller.
+    for root in ["/", "memory:/"] {
+        let (code, _, err) = exec(&env, &["--cgroup", root, &id, "true"])?;
+        ensure!(code == 0, "--cgroup {root}: exit {code}: {err}");
+    }
     let dirs = container_cgroups(init)?;
     ensure!(!dirs.is_empty(), "no cgroup found for {init}");
     ensure!(

@@ -279,3 +279,59 @@ fn rootfs_propagation() -> Result<()> {
     ensure!(env.root.join(&id).symlink_metadata().is_err());
     Ok(())
 }
+
+/// A cgroup mount with "ro" shows every hierarchy read-only inside the
+/// container (runc's behaviour); the host's hierarchies stay writable.
+#[test]
+fn read_only_cgroup_mount() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    let out = env.sh(
+        "cgro",
+        "grep -E ' /sys/fs/cgroup/?[^ ]* ' /proc/self/mountinfo | \
+         grep -E ' - cgroup2? ' | cut -d' ' -f5,6",
+    )?;
+    let lines: Vec<&str> = out.lines().collect();
+    ensure!(!lines.is_empty(), "no cgroup mount in the container");
+    for l in &lines {
+        ensure!(
+            l.split(' ')
+                .nth(1)
+                .is_some_and(|o| o.split(',').any(|f| f == "ro")),
+            "writable cgroup mount in the container: {l}"
+        );
+    }
+    let host = fs::read_to_string("/proc/1/mountinfo")?;
+    for l in host.lines().filter(|l| l.contains(" - cgroup")) {
+        let opts = l.split(' ').nth(5).unwrap_or_default();
+        ensure!(
+            !opts.split(',').any(|f| f == "ro"),
+            "host cgroup read-only: {l}"
+        );
+    }
+    Ok(())
+}
+
+/// The rootless layout: /sys as a recursive read-only bind of the host's,
+/// then the usual read-only cgroup mount over /sys/fs/cgroup.
+#[test]
+fn sys_as_read_only_rbind_with_cgroup_mount() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    env.edit_spec(|s| {
+        if let Some(ms) = s["mounts"].as_array_mut() {
+            for m in ms.iter_mut() {
+                if m["destination"] == "/sys" {
+                    *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+                }
+            }
+        }
+    })?;
+    let out = env.sh(
+        "sysrbind",
+        "test -d /sys/fs/cgroup && ! touch /sys/kernel/x 2>/dev/null && echo fine",
+    )?;
+    ensure!(out.contains("fine"), "{out}");
+    Ok(())
+}

@@ -43,3 +43,14 @@ pub fn controller_dir(cgroup_path: &Path, controller: ControllerType) -> Result<
         .with_context(|| format!("the cgroup v1 {controller} controller is not mounted"))?;
     Ok(CgroupDir::V1(mount.join(relative)))
 }
+
+/// Whether `cgroup_path` (cgroupfs form) has a directory in any hierarchy.
+pub fn exists(cgroup_path: &Path) -> bool {
+    let relative = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    if is_unified().unwrap_or(false) {
+        return Path::new(DEFAULT_CGROUP_ROOT).join(relative).is_dir();
+    }
+    libcgroups::v1::util::list_subsystem_mount_points()
+        .map(|points| points.iter().any(|m| m.join(relative).is_dir()))
+        .unwrap_or(false)
+}

@@ -1,5 +1,6 @@
 //! Finding containers under --root and describing them the way runc does.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,11 @@ pub const NOTES_FILE: &str = "skiff.json";
 #[derive(Serialize, Deserialize, Default, Debug, Clone)]
 pub struct Notes {
     pub rootfs: PathBuf,
+    /// Without a mount namespace of its own, the container's mounts are made
+    /// in skiff's namespace below the rootfs: the ids of the mounts that were
+    /// there before create, so delete detaches only the container's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts_before: Option<BTreeSet<u64>>,
 }
 
 /// Container ids are names, never paths: the same rule as runc.

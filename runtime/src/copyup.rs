@@ -45,19 +45,37 @@ pub fn take_from(spec: &mut Spec) -> Vec<PathBuf> {
     dests
 }
 
-/// Copies `rootfs/DEST` into the tmpfs at DEST in the container whose init is
-/// `pid`, for each destination. A destination missing from the image is skipped.
-pub fn fill(rootfs: &Path, pid: Pid, dests: &[PathBuf]) -> Result<()> {
+/// The image's directories at the copy-up destinations, opened before create
+/// mounts anything: an open directory keeps showing what the image has there
+/// even where the tmpfs then covers it (a container without a mount
+/// namespace of its own mounts over the rootfs itself). None where the image
+/// has no such directory.
+pub struct Sources(Vec<(PathBuf, Option<OwnedFd>)>);
+
+pub fn open_sources(rootfs: &Path, dests: &[PathBuf]) -> Result<Sources> {
     if dests.is_empty() {
-        return Ok(());
+        return Ok(Sources(Vec::new()));
     }
     let image_root = open_dir_path(rootfs)?;
+    let mut out = Vec::with_capacity(dests.len());
+    for dest in dests {
+        let src = open_in_root(&image_root, dest)
+            .with_context(|| format!("tmpcopyup {}: opening it in the image", dest.display()))?;
+        out.push((dest.clone(), src));
+    }
+    Ok(Sources(out))
+}
+
+/// Copies each opened image directory into the tmpfs at its destination in
+/// the container whose init is `pid`.
+pub fn fill(pid: Pid, sources: &Sources) -> Result<()> {
+    if sources.0.is_empty() {
+        return Ok(());
+    }
     let container = format!("/proc/{pid}/root");
     let container_root = open_dir_path(Path::new(&container))?;
-    for dest in dests {
-        let Some(src) = open_in_root(&image_root, dest)
-            .with_context(|| format!("tmpcopyup {}: opening it in the image", dest.display()))?
-        else {
+    for (dest, src) in &sources.0 {
+        let Some(src) = src else {
             continue;
         };
         let dst = open_in_root(&container_root, dest)
@@ -71,7 +89,7 @@ pub fn fill(rootfs: &Path, pid: Pid, dests: &[PathBuf]) -> Result<()> {
                 dest.display()
             );
         }
-        copy_tree(&src, &dst, dst_st.st_dev)
+        copy_tree(src, &dst, dst_st.st_dev)
             .with_context(|| format!("tmpcopyup {}", dest.display()))?;
     }
     Ok(())

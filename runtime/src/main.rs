@@ -1,6 +1,5 @@
 //! `skiff`: a runc-compatible OCI runtime built on youki's libcontainer.
 
-mod cgroup_mounts;
 mod cgroupfs;
 mod cli;
 mod commands;
@@ -10,6 +9,7 @@ mod error;
 mod exe_guard;
 mod executor;
 mod foreground;
+mod host_mounts;
 mod lock;
 mod logging;
 mod oom_watch;

@@ -396,25 +396,47 @@ fn corrupt_index_is_a_clear_error() -> anyhow::Result<()> {
 }
 
 /// A writer killed at random points leaves a store the next process uses:
-/// every named image is complete, and gc cleans what the writer left.
+/// every named image is complete, and gc cleans what the writer left. The
+/// writer reports each tag through a pipe; it is killed only after its first
+/// one, so the store always holds images (whatever the machine's load), and
+/// then at a random moment of the writes that follow.
 #[test]
 fn killed_writer_leaves_a_usable_store() -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
     use nix::sys::signal::{kill, Signal};
     use nix::sys::wait::waitpid;
-    use nix::unistd::{fork, ForkResult};
+    use nix::unistd::{fork, pipe, ForkResult};
 
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
+    // A small xorshift seeded from the clock: where the kill lands varies
+    // between runs; the checks never depend on it.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos() as u64
+        | 1;
+    let mut next_random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
     for round in 0..6u64 {
+        let (reader, writer) = pipe()?;
         // SAFETY: the child only does file I/O on the store and never
         // returns into the test harness (it is killed or calls _exit).
         match unsafe { fork() }? {
             ForkResult::Child => {
+                drop(reader);
+                let mut progress = std::fs::File::from(writer);
                 let big = vec![round as u8; 3 << 20];
                 for i in 0.. {
                     let mut content = big.clone();
                     content.extend_from_slice(format!("{round}-{i}").as_bytes());
-                    if make_image(&store, &format!("r{round}:{i}"), &content).is_err() {
+                    let tagged = make_image(&store, &format!("r{round}:{i}"), &content);
+                    if tagged.is_err() || progress.write_all(b"t").is_err() {
                         // SAFETY: ends the forked child at once.
                         unsafe { nix::libc::_exit(1) };
                     }
@@ -423,7 +445,16 @@ fn killed_writer_leaves_a_usable_store() -> anyhow::Result<()> {
                 unsafe { nix::libc::_exit(0) };
             }
             ForkResult::Parent { child } => {
-                std::thread::sleep(std::time::Duration::from_millis(20 + round * 37));
+                drop(writer);
+                let mut first = [0u8; 1];
+                let got = nix::unistd::read(reader.as_raw_fd(), &mut first)?;
+                if got == 0 {
+                    let _ = waitpid(child, None);
+                    anyhow::bail!("round {round}: the writer ended before its first tag");
+                }
+                // Somewhere in the next few writes (each takes milliseconds).
+                let pause = next_random() % 30_000;
+                std::thread::sleep(std::time::Duration::from_micros(pause));
                 kill(child, Signal::SIGKILL)?;
                 waitpid(child, None)?;
             }
@@ -436,7 +467,7 @@ fn killed_writer_leaves_a_usable_store() -> anyhow::Result<()> {
             }
         }
     }
-    assert!(!store.list()?.is_empty(), "the writer never got to tag");
+    assert!(!store.list()?.is_empty(), "no image was tagged");
     store.gc()?;
     let strays: Vec<_> = std::fs::read_dir(dir.path().join("blobs/sha256"))?
         .filter_map(|e| e.ok())

@@ -8,12 +8,13 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 
-use crate::cgroup_mounts;
+use crate::cgroupfs;
 use crate::cli::GlobalOpts;
 use crate::commands::delete;
 use crate::container::{self, Notes};
 use crate::copyup;
 use crate::executor::SkiffExecutor;
+use crate::host_mounts;
 use crate::lock::ContainerLock;
 use crate::spec_fixups;
 
@@ -77,6 +78,26 @@ pub fn create_locked(g: &GlobalOpts, opts: &Create, detach: bool) -> Result<Cont
         .as_ref()
         .map(|r| bundle.join(r.path()))
         .unwrap_or_default();
+    // Without a mount namespace of its own the container mounts into ours:
+    // note what is below the rootfs now, so delete removes only its mounts.
+    let canonical_rootfs = std::fs::canonicalize(&rootfs).unwrap_or_else(|_| rootfs.clone());
+    let host_mounts_before = if shares_mount_namespace(&loaded.spec) {
+        Some(host_mounts::below(&canonical_rootfs)?)
+    } else {
+        None
+    };
+    let copy_up = copyup::open_sources(&rootfs, &loaded.copy_up)?;
+    // A cgroup that is not there yet is this container's to remove if create
+    // fails; one that exists already (a pod's, say) is never touched.
+    let cgroup_path = libcontainer::utils::get_cgroup_path(
+        &loaded
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone()),
+        id,
+    );
+    let cgroup_is_ours = !g.systemd_cgroup && !cgroupfs::exists(&cgroup_path);
     let load_from = if loaded.needs_rewrite {
         spec_fixups::write_private_bundle(&g.root, id, &loaded.spec)?
     } else {
@@ -90,10 +111,7 @@ pub fn create_locked(g: &GlobalOpts, opts: &Create, detach: bool) -> Result<Cont
     // Mounts libcontainer got wrong are mended now: made, and no process started.
     let result = result.and_then(|c| {
         let pid = c.pid().context("created container has no init pid")?;
-        copyup::fill(&rootfs, pid, &loaded.copy_up)?;
-        if let Some(dest) = cgroup_mounts::read_only_dest(&loaded.spec) {
-            cgroup_mounts::make_read_only(pid, &dest)?;
-        }
+        copyup::fill(pid, &copy_up)?;
         Ok(c)
     });
     let mut c = match result {
@@ -103,6 +121,16 @@ pub fn create_locked(g: &GlobalOpts, opts: &Create, detach: bool) -> Result<Cont
             if let Err(cleanup) = delete::remove_leftovers(&g.root, id) {
                 tracing::warn!(target: "skiff", "cleanup after failed create: {cleanup:#}");
             }
+            if cgroup_is_ours && cgroupfs::exists(&cgroup_path) {
+                if let Err(cleanup) = delete::remove_created_cgroup(id, &cgroup_path) {
+                    tracing::warn!(target: "skiff", "cleanup after failed create: {cleanup:#}");
+                }
+            }
+            if let Some(before) = &host_mounts_before {
+                if let Err(cleanup) = host_mounts::detach_new(&canonical_rootfs, before) {
+                    tracing::warn!(target: "skiff", "cleanup after failed create: {cleanup:#}");
+                }
+            }
             return Err(err);
         }
     };
@@ -110,9 +138,27 @@ pub fn create_locked(g: &GlobalOpts, opts: &Create, detach: bool) -> Result<Cont
         c.state.bundle = bundle.clone();
         c.save().context("cannot save container state")?;
     }
-    let rootfs = std::fs::canonicalize(&rootfs).unwrap_or(rootfs);
-    container::write_notes(&c.root, &Notes { rootfs })?;
+    container::write_notes(
+        &c.root,
+        &Notes {
+            rootfs: canonical_rootfs,
+            host_mounts_before,
+        },
+    )?;
     Ok(c)
+}
+
+/// Whether the spec leaves the container in the caller's mount namespace
+/// (no `mount` entry at all; one with a path joins another namespace).
+fn shares_mount_namespace(spec: &libcontainer::oci_spec::runtime::Spec) -> bool {
+    use libcontainer::oci_spec::runtime::LinuxNamespaceType;
+    !spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
 }
 
 fn build(g: &GlobalOpts, opts: &Create, bundle: &Path, detach: bool) -> Result<Container> {

@@ -15,6 +15,7 @@ use nix::sys::signal::Signal;
 use crate::cli::GlobalOpts;
 use crate::commands::kill;
 use crate::container;
+use crate::host_mounts;
 use crate::lock::ContainerLock;
 use crate::spec_fixups;
 
@@ -52,7 +53,10 @@ impl Delete {
             Err(e) => return Err(e),
         };
         let status = c.status();
-        if status != ContainerStatus::Stopped && !self.force {
+        // As runc: a created container (its process never started) is
+        // killed and deleted without --force; containerd and CRI rely on it.
+        let deletable = matches!(status, ContainerStatus::Stopped | ContainerStatus::Created);
+        if !deletable && !self.force {
             bail!(
                 "cannot delete container {} that is not stopped: {}",
                 self.id,
@@ -89,7 +93,16 @@ pub fn destroy(c: &mut Container) -> Result<()> {
             ));
         }
         let poststop = cfg.hooks.as_ref().and_then(|h| h.poststop().as_ref());
-        container::run_hooks_warning("poststop", poststop, &c.state);
+        // A stopped container has no pid in its OCI state (runc omits it).
+        let mut state = c.state.clone();
+        state.pid = None;
+        container::run_hooks_warning("poststop", poststop, &state);
+    }
+    let notes = container::read_notes(&c.root);
+    if let Some(before) = &notes.host_mounts_before {
+        if let Err(e) = host_mounts::detach_new(&notes.rootfs, before) {
+            errors.push(format!("{e:#}"));
+        }
     }
     if let Err(e) = std::fs::remove_dir_all(&c.root) {
         if e.kind() != std::io::ErrorKind::NotFound {
@@ -136,6 +149,21 @@ fn remove_cgroup(c: &Container, cgroup_path: &Path) -> Result<()> {
             Err(e) => return Err(e).context("cgroup manager"),
         }
     }
+}
+
+/// Removes a cgroup a failed create made when libcontainer's own cleanup
+/// could not (its processes were still exiting) and the state dir with its
+/// record of the cgroup is gone already.
+pub fn remove_created_cgroup(id: &str, cgroup_path: &Path) -> Result<()> {
+    let c = Container {
+        state: libcontainer::container::State {
+            id: id.to_owned(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let _ = kill::signal_all(&c, cgroup_path, Signal::SIGKILL);
+    remove_cgroup(&c, cgroup_path)
 }
 
 /// Removes whatever a failed create left behind; the caller holds the lock.

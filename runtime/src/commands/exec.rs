@@ -452,21 +452,28 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
-/// --cgroup: one sub-cgroup path, used for every controller.
+/// --cgroup: `[CONTROLLERS:]PATH`, relative to the container's cgroup as with
+/// runc (a leading `/` is the container's own cgroup; `/` alone means no
+/// sub-cgroup). libcontainer moves the process into one sub-cgroup, so
+/// per-controller values must name the same path.
 fn sub_cgroup(values: &[String]) -> Result<Option<String>> {
-    let path = match values {
-        [] => return Ok(None),
-        [path] if !path.contains(':') => path,
-        _ => bail!(
-            "--cgroup: give one sub-cgroup path for all controllers; \
-             per-controller paths (controller:path) are not supported"
-        ),
-    };
-    let p = Path::new(path);
-    if p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
-        bail!("--cgroup {path:?}: must be a path below the container's cgroup");
+    let mut chosen: Option<String> = None;
+    for value in values {
+        let path = value.split_once(':').map_or(value.as_str(), |(_, p)| p);
+        let p = Path::new(path);
+        if p.components().any(|c| c == std::path::Component::ParentDir) {
+            bail!("--cgroup {value:?}: must be a path below the container's cgroup");
+        }
+        let rel = path.trim_matches('/').to_owned();
+        match &chosen {
+            Some(prev) if *prev != rel => bail!(
+                "--cgroup: per-controller sub-cgroups must be the same path here \
+                 ({prev:?} and {rel:?})"
+            ),
+            _ => chosen = Some(rel),
+        }
     }
-    Ok(Some(path.clone()))
+    Ok(chosen.filter(|p| !p.is_empty()))
 }
 
 /// The sub-cgroup must exist below the container's cgroup in every hierarchy
@@ -591,8 +598,16 @@ mod tests {
             sub_cgroup(&["a/b".to_owned()]).ok(),
             Some(Some("a/b".to_owned()))
         );
-        assert!(sub_cgroup(&["cpu:a".to_owned()]).is_err());
-        assert!(sub_cgroup(&["/a".to_owned()]).is_err());
+        assert_eq!(sub_cgroup(&["/".to_owned()]).ok(), Some(None));
+        assert_eq!(
+            sub_cgroup(&["/a".to_owned()]).ok(),
+            Some(Some("a".to_owned()))
+        );
+        assert_eq!(
+            sub_cgroup(&["cpu:a".to_owned(), "memory:/a/".to_owned()]).ok(),
+            Some(Some("a".to_owned()))
+        );
+        assert!(sub_cgroup(&["cpu:a".to_owned(), "memory:b".to_owned()]).is_err());
         assert!(sub_cgroup(&["a/../../b".to_owned()]).is_err());
     }
 }
