@@ -1,7 +1,8 @@
 //! A private containerd 1.6 for a test: its own root, state dir, socket and
 //! namespace, driven with `ctr`, its tasks run by the stock runc v2 shim with
 //! skiff as the shim's runc binary. Drop kills what is left (container
-//! processes, shims, containerd), unmounts and removes everything.
+//! processes, shims, containerd), unmounts and removes everything. With a CRI
+//! section (see `crate::cri`) the CRI plugin runs too, in its fixed namespace.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -16,6 +17,13 @@ use nix::unistd::Pid;
 use crate::cleanup::{kill_cgroups_at, unmount_all};
 use crate::client::{self, Client};
 use crate::image::{busybox_archive, IMAGE_REF};
+
+/// The containerd namespace the CRI plugin works in.
+pub const CRI_NAMESPACE: &str = "k8s.io";
+
+/// Writes what a CRI-enabled containerd needs into its temp dir (given the dir
+/// and its unique tag) and returns the CRI plugin's section of config.toml.
+pub(crate) type CriSection<'a> = &'a dyn Fn(&Path, &str) -> Result<String>;
 use crate::{cgroup_dirs_at, mounts_under};
 
 /// Where containerd 1.6 puts shim sockets, whatever its state dir.
@@ -25,8 +33,10 @@ pub struct Containerd {
     pub tmp: tempfile::TempDir,
     /// containerd's gRPC socket.
     pub socket: PathBuf,
-    /// The containerd namespace; also the parent cgroup of its containers.
+    /// The containerd namespace ctr works in.
     pub namespace: String,
+    /// The parent cgroup of its containers (unique to this containerd).
+    pub cgroup_parent: String,
     daemon: Option<Child>,
     calls: PathBuf,
     /// The private bin dir is first on containerd's PATH (to find a shim there).
@@ -44,23 +54,37 @@ impl Containerd {
     /// Like `start`; with `bin_on_path` containerd's PATH begins with the
     /// private bin dir (`bin_dir`), where a test can put a shim binary.
     pub fn start_with(bin_on_path: bool) -> Result<Self> {
+        Self::start_configured(bin_on_path, None)
+    }
+
+    /// Like `start_with`; with `cri` the CRI plugin is enabled with the
+    /// section it returns, and ctr works in the CRI's namespace.
+    pub(crate) fn start_configured(bin_on_path: bool, cri: Option<CriSection>) -> Result<Self> {
         let tmp = tempfile::Builder::new().prefix("skiff-ctd-").tempdir()?;
         let dir = tmp.path().to_path_buf();
         let tag = dir.file_name().unwrap_or_default().to_string_lossy();
-        let namespace = tag.into_owned();
+        let cgroup_parent = tag.into_owned();
         for d in ["root", "state", "fifo", "runc", "bin"] {
             fs::create_dir_all(dir.join(d))?;
         }
         let calls = dir.join("skiff-calls.log");
         client::write_wrapper(&dir.join("bin/skiff"), &calls, None)?;
         let socket = dir.join("containerd.sock");
-        // Only what ctr run needs: content, metadata, overlayfs snapshots, tasks.
+        let (namespace, cri_disabled, cri_section) = match cri {
+            Some(section) => (CRI_NAMESPACE.to_owned(), "", section(&dir, &cgroup_parent)?),
+            None => (
+                cgroup_parent.clone(),
+                "\n  \"io.containerd.grpc.v1.cri\",",
+                String::new(),
+            ),
+        };
+        // Only what ctr run needs: content, metadata, overlayfs snapshots,
+        // tasks (and CRI when asked for).
         let config = format!(
             r#"version = 2
 root = "{dir}/root"
 state = "{dir}/state"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
+disabled_plugins = [{cri_disabled}
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
@@ -75,7 +99,7 @@ disabled_plugins = [
 
 [plugins."io.containerd.gc.v1.scheduler"]
   startup_delay = "0s"
-"#,
+{cri_section}"#,
             dir = dir.display(),
             sock = socket.display()
         );
@@ -90,6 +114,7 @@ disabled_plugins = [
             tmp,
             socket,
             namespace,
+            cgroup_parent,
             daemon: None,
             calls,
             bin_on_path,
@@ -166,20 +191,25 @@ disabled_plugins = [
 
     /// Imports the busybox OCI archive as IMAGE_REF and returns that name.
     pub fn import_busybox(&self) -> Result<&'static str> {
-        let archive = busybox_archive()?;
+        self.import_archive(&busybox_archive()?, IMAGE_REF)?;
+        Ok(IMAGE_REF)
+    }
+
+    /// Imports the OCI archive `archive`, whose index names its image `reference`.
+    pub fn import_archive(&self, archive: &Path, reference: &str) -> Result<()> {
         // The archive names its image in the index; --base-name keeps that name
         // (without it ctr prefixes an import-DATE name).
-        let base = IMAGE_REF.rsplit_once(':').map_or(IMAGE_REF, |(b, _)| b);
+        let base = reference.rsplit_once(':').map_or(reference, |(b, _)| b);
         let mut args: Vec<OsString> = ["images", "import", "--base-name", base]
             .map(OsString::from)
             .into();
-        args.push(archive.into_os_string());
+        args.push(archive.into());
         self.ok(&args).context("ctr images import")?;
         let names = self.ok(["images", "ls", "--quiet"])?;
-        if !names.lines().any(|l| l == IMAGE_REF) {
-            bail!("imported images are {names:?}, not {IMAGE_REF}");
+        if !names.lines().any(|l| l == reference) {
+            bail!("imported images are {names:?}, not {reference}");
         }
-        Ok(IMAGE_REF)
+        Ok(())
     }
 
     /// Replaces the `ctr run` flags that choose the runtime (by default the
@@ -196,7 +226,7 @@ disabled_plugins = [
             "--fifo-dir".into(),
             self.fifo_dir().into(),
             "--cgroup".into(),
-            format!("/{}/{id}", self.namespace).into(),
+            format!("/{}/{id}", self.cgroup_parent).into(),
         ]);
         flags
     }
@@ -359,7 +389,7 @@ disabled_plugins = [
                 }
             }
         }
-        for dir in cgroup_dirs_at(&self.namespace) {
+        for dir in cgroup_dirs_at(&self.cgroup_parent) {
             for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
                     left.push(e.path().display().to_string());
@@ -428,8 +458,8 @@ impl Client for Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        // The containers: every process in this namespace's cgroups.
-        kill_cgroups_at(&self.namespace);
+        // The containers: every process in this containerd's cgroups.
+        kill_cgroups_at(&self.cgroup_parent);
         let shims = self.shims();
         let sockets: Vec<PathBuf> = shims.iter().flat_map(|p| unix_sockets_of(*p)).collect();
         for pid in &shims {
@@ -454,7 +484,7 @@ impl Drop for Containerd {
             let _ = fs::remove_file(s);
         }
         unmount_all(self.tmp.path());
-        kill_cgroups_at(&self.namespace);
+        kill_cgroups_at(&self.cgroup_parent);
     }
 }
 

@@ -15,6 +15,10 @@ use crate::make_rootfs;
 
 /// The name the archive gives its image (index annotation org.opencontainers.image.ref.name).
 pub const IMAGE_REF: &str = "localhost/skiff-busybox:latest";
+/// A pause-like image for CRI pod sandboxes: the busybox image whose entrypoint
+/// sleeps for as long as a signed 32-bit number of seconds allows.
+pub const PAUSE_REF: &str = "localhost/skiff-pause:latest";
+const PAUSE_ENTRYPOINT: &[&str] = &["sleep", "2147483647"];
 
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
@@ -24,7 +28,22 @@ const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 /// removed when the process exits.
 pub fn busybox_archive() -> Result<PathBuf> {
     static CACHE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    CACHE
+    cached_archive(&CACHE, IMAGE_REF, &[])
+}
+
+/// The pause-like archive (PAUSE_REF), built once per test process like
+/// `busybox_archive`.
+pub fn pause_archive() -> Result<PathBuf> {
+    static CACHE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    cached_archive(&CACHE, PAUSE_REF, PAUSE_ENTRYPOINT)
+}
+
+fn cached_archive(
+    cache: &OnceLock<Result<PathBuf, String>>,
+    reference: &str,
+    entrypoint: &[&str],
+) -> Result<PathBuf> {
+    cache
         .get_or_init(|| {
             let dir = tempfile::Builder::new()
                 .prefix("skiff-image-")
@@ -32,14 +51,19 @@ pub fn busybox_archive() -> Result<PathBuf> {
                 .map_err(|e| format!("cannot make a temp dir: {e}"))?
                 .keep();
             remove_at_exit(&dir);
-            build_archive(&dir, IMAGE_REF).map_err(|e| format!("{e:#}"))
+            build_archive_with(&dir, reference, entrypoint).map_err(|e| format!("{e:#}"))
         })
         .clone()
-        .map_err(|e| anyhow::anyhow!("cannot build the busybox image: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot build the image {reference}: {e}"))
 }
 
 /// Builds the busybox image under `work` and returns the path of its OCI archive.
 pub fn build_archive(work: &Path, reference: &str) -> Result<PathBuf> {
+    build_archive_with(work, reference, &[])
+}
+
+/// Like `build_archive`, with an image entrypoint (none when empty).
+pub fn build_archive_with(work: &Path, reference: &str, entrypoint: &[&str]) -> Result<PathBuf> {
     let rootfs = work.join("rootfs");
     make_rootfs(&rootfs)?;
     let layout = work.join("layout");
@@ -68,15 +92,20 @@ pub fn build_archive(work: &Path, reference: &str) -> Result<PathBuf> {
     let layer = add_blob(&blobs, &fs::read(&layer_tmp)?)?;
     fs::remove_file(&layer_tmp)?;
 
+    let mut run_config = json!({
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "Cmd": ["sh"],
+        "WorkingDir": "/"
+    });
+    if !entrypoint.is_empty() {
+        run_config["Entrypoint"] = json!(entrypoint);
+        run_config["Cmd"] = json!([]);
+    }
     let config = json!({
         "created": "1970-01-01T00:00:00Z",
         "architecture": go_arch(),
         "os": "linux",
-        "config": {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
-            "WorkingDir": "/"
-        },
+        "config": run_config,
         "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "skiff integration tests"}]
     });

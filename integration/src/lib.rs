@@ -581,6 +581,7 @@ fn remove_cgroup_tree(dir: &Path) {
 pub mod cleanup;
 pub mod client;
 pub mod containerd;
+pub mod cri;
 pub mod image;
 pub mod podman;
 pub mod registry;

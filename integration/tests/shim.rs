@@ -443,7 +443,7 @@ fn task_api_v3_on_a_live_container() -> Result<()> {
     let mut update = id.clone();
     bytes_field(2, &any, &mut update);
     call(&mut conn, 3, V3, "Update", &update)?.map_err(|e| anyhow::anyhow!("Update: {e:?}"))?;
-    let memory = skiff_integration::cgroup_dir("memory", &format!("{}/v3", c.namespace));
+    let memory = skiff_integration::cgroup_dir("memory", &format!("{}/v3", c.cgroup_parent));
     let file = if skiff_integration::cgroup_v1("memory") {
         "memory.limit_in_bytes"
     } else {
