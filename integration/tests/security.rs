@@ -274,7 +274,13 @@ fn process_starts_with_default_signal_state() -> Result<()> {
     env.set_args(&["sleep", "1000"])?;
     let id = env.uid("sigsd");
     env.run_detached(&id)?;
-    let st = env.read_in(&id, "/proc/1/status")?;
+    // `run --detach` returns once start is signalled (as runc's does), so
+    // the init may not have exec'd yet: read the status once `sleep` runs.
+    let mut st = String::new();
+    skiff_integration::wait_until(10, "the init to exec sleep", || {
+        st = env.read_in(&id, "/proc/1/status").unwrap_or_default();
+        status_field(&st, "Name") == "sleep"
+    })?;
     ensure!(status_field(&st, "SigIgn") == cap_mask(&[]), "{st}");
     ensure!(status_field(&st, "SigBlk") == cap_mask(&[]), "{st}");
     env.ok(["delete", "--force", &id])?;

@@ -4,6 +4,7 @@
 //! `containerd.task.v2.Task` on one socket (a small ttrpc client here),
 //! `delete` prints a DeleteResponse, and `-info` a RuntimeInfo.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +33,18 @@ impl Drop for StartedShim {
 }
 
 fn start_cmd(bundle: &Path, address: &Path, id: &str, max_version: Option<&str>) -> Command {
-    let mut cmd = Command::new(bin(SHIM));
+    start_shim_cmd(&bin(SHIM), bundle, address, id, max_version)
+}
+
+/// `SHIM start` for `id` in `bundle`, published to nothing.
+fn start_shim_cmd(
+    shim: &Path,
+    bundle: &Path,
+    address: &Path,
+    id: &str,
+    max_version: Option<&str>,
+) -> Command {
+    let mut cmd = Command::new(shim);
     cmd.args(["-namespace", "skiff-protocol-test", "-address"])
         .arg(address)
         .args(["-publish-binary", "/bin/true", "-id", id, "start"])
@@ -204,8 +216,16 @@ fn info(stdin: &[u8]) -> Result<std::process::Output> {
 
 /// runc's options (containerd.runc.v1.Options, binary_name only) in an Any.
 fn runc_options_any(binary: &Path) -> Vec<u8> {
+    runc_options_with_root(binary, None)
+}
+
+/// containerd.runc.v1.Options with binary_name and, if given, root, in an Any.
+fn runc_options_with_root(binary: &Path, root: Option<&Path>) -> Vec<u8> {
     let mut options = Vec::new();
     bytes_field(6, binary.as_os_str().as_encoded_bytes(), &mut options);
+    if let Some(r) = root {
+        bytes_field(7, r.as_os_str().as_encoded_bytes(), &mut options);
+    }
     let mut any = Vec::new();
     bytes_field(1, b"containerd.runc.v1.Options", &mut any);
     bytes_field(2, &options, &mut any);
@@ -269,4 +289,142 @@ fn info_without_runtime_features_or_with_bad_options() -> Result<()> {
         bail!("-info with garbage: {}: stderr {stderr:?}", out.status);
     }
     Ok(())
+}
+
+/// containerd deletes a task whose start failed or never came without
+/// force (its runc shim runs plain `runc delete`); skiff must then kill the
+/// created container's init and delete it, under both shims.
+#[test]
+fn created_task_is_deleted_without_start() -> Result<()> {
+    for shim in [bin(SHIM), PathBuf::from("/usr/bin/containerd-shim-runc-v2")] {
+        if !shim.exists() {
+            bail!("{} is missing", shim.display());
+        }
+        delete_created_task(&shim).with_context(|| format!("with {}", shim.display()))?;
+    }
+    Ok(())
+}
+
+fn delete_created_task(shim_bin: &Path) -> Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("skiff-shim-created-")
+        .tempdir()?;
+    let tag = tmp
+        .path()
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let bundle = tmp.path().join("bundle");
+    skiff_integration::make_rootfs(&bundle.join("rootfs"))?;
+    let cgroup = format!("/{tag}");
+    let mut spec = skiff_integration::default_spec(&["sleep", "1000"]);
+    spec["linux"]["cgroupsPath"] = serde_json::json!(cgroup);
+    std::fs::write(bundle.join("config.json"), spec.to_string())?;
+    let state = tmp.path().join("state");
+    let address = tmp.path().join("containerd.sock");
+    let id = "created";
+
+    // containerd's runc shim logs into a FIFO named `log` in the bundle,
+    // which containerd makes and reads; the shim exits without one.
+    let _log = LogDrain::new(bundle.join("log"))?;
+    let mut start = start_shim_cmd(shim_bin, &bundle, &address, id, None);
+    start.env("TTRPC_ADDRESS", tmp.path().join("containerd.sock.ttrpc"));
+    let out = start.output()?;
+    succeeded("start", &out)?;
+    let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let socket = PathBuf::from(addr.trim_start_matches("unix://"));
+    let mut conn = UnixStream::connect(&socket)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let service = "containerd.task.v2.Task";
+    // The shim's pid from Connect (containerd's runc shim writes no shim.pid).
+    let reply = call(&mut conn, 7, service, "Connect", &connect_request(id))?
+        .map_err(|(code, msg)| anyhow::anyhow!("Connect: code {code}: {msg}"))?;
+    let pid = fields(&reply)?
+        .into_iter()
+        .find(|f| f.0 == 1)
+        .map(|f| f.2)
+        .context("Connect returned no shim pid")?;
+    let pid = i32::try_from(pid)?;
+    let _shim = StartedShim {
+        pid,
+        socket: socket.clone(),
+    };
+
+    let mut create = Vec::new();
+    bytes_field(1, id.as_bytes(), &mut create);
+    bytes_field(2, bundle.as_os_str().as_encoded_bytes(), &mut create);
+    bytes_field(
+        10,
+        &runc_options_with_root(&skiff_bin(), Some(&state)),
+        &mut create,
+    );
+    let reply = call(&mut conn, 1, service, "Create", &create)?
+        .map_err(|(code, msg)| anyhow::anyhow!("Create: code {code}: {msg}"))?;
+    let init = fields(&reply)?
+        .into_iter()
+        .find(|f| f.0 == 1)
+        .map(|f| f.2)
+        .context("Create returned no pid")?;
+    let init = i32::try_from(init)?;
+    if !pid_alive(init) {
+        bail!("the created container's init {init} is not alive");
+    }
+
+    let reply = call(&mut conn, 3, service, "Delete", &connect_request(id))?
+        .map_err(|(code, msg)| anyhow::anyhow!("Delete of a created task: code {code}: {msg}"))?;
+    let got = fields(&reply)?;
+    if got.iter().find(|f| f.0 == 1).map(|f| f.2) != Some(init as u64) {
+        bail!("DeleteResponse {got:?} does not name pid {init}");
+    }
+    wait_until(10, "the created init to be gone", || !pid_alive(init))?;
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    if left.iter().any(|n| n == id) {
+        bail!("skiff's state of {id} is left in {}", state.display());
+    }
+    let cgroups = skiff_integration::cgroup_dirs_at(&cgroup);
+    if !cgroups.is_empty() {
+        bail!("cgroups left: {cgroups:?}");
+    }
+    // The shims themselves end on drop (containerd's keeps trying to
+    // publish its events to a containerd that is not there).
+    Ok(())
+}
+
+/// A FIFO read to its end by a thread, as containerd reads a shim's log.
+struct LogDrain {
+    path: PathBuf,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogDrain {
+    fn new(path: PathBuf) -> Result<Self> {
+        use nix::sys::stat::Mode;
+        nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR)?;
+        let fifo = path.clone();
+        let thread = std::thread::spawn(move || {
+            if let Ok(mut f) = std::fs::File::open(&fifo) {
+                let _ = std::io::copy(&mut f, &mut std::io::sink());
+            }
+        });
+        Ok(Self {
+            path,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for LogDrain {
+    fn drop(&mut self) {
+        // A writer that opens and closes ends a reader still waiting in open.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
