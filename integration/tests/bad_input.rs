@@ -328,3 +328,55 @@ fn refused_steps_name_their_cause() -> Result<()> {
     );
     Ok(())
 }
+
+/// Failures inside the container's setup name what they acted on.
+#[test]
+fn setup_failures_name_what_failed() -> Result<()> {
+    let env = Env::new(&["true"])?;
+    let _g = env.guard();
+    let cases: [(&str, serde_json::Value, &[&str]); 4] = [
+        (
+            "cwd",
+            json!({"process": {"cwd": "/etc/passwd"}}),
+            &["working directory /etc/passwd", "Not a directory"],
+        ),
+        (
+            "fstype",
+            json!({"mounts": [{"destination": "/x", "type": "nosuchfs", "source": "foo"}]}),
+            &["(nosuchfs) to rootfs at /x", "ENODEV"],
+        ),
+        (
+            "hook",
+            json!({"hooks": {"createRuntime": [{"path": "/no/such/hook"}]}}),
+            &["hook #0 (/no/such/hook)", "No such file"],
+        ),
+        (
+            "groups",
+            json!({"process": {"user": {"uid": 0, "gid": 0, "additionalGids": [4294967295u32]}}}),
+            &["supplementary groups [4294967295]", "EINVAL"],
+        ),
+    ];
+    for (name, change, want) in cases {
+        let mut spec = skiff_integration::default_spec(&["true"]);
+        merge(&mut spec, &change);
+        env.write_spec(&spec)?;
+        let err = create_fails_cg(&env, name)?;
+        for w in want {
+            ensure!(err.contains(w), "{name}: {w:?} not in {err}");
+        }
+    }
+    Ok(())
+}
+
+/// Merges `change` into `spec`: objects key by key, arrays appended.
+fn merge(spec: &mut serde_json::Value, change: &serde_json::Value) {
+    match (spec, change) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (serde_json::Value::Array(a), serde_json::Value::Array(b)) => a.extend(b.iter().cloned()),
+        (slot, v) => *slot = v.clone(),
+    }
+}
