@@ -11,8 +11,10 @@ pub mod digest;
 pub mod http;
 pub mod image;
 pub mod index;
+pub mod jsonlog;
 pub mod manifest;
 pub mod media_type;
+pub mod monitor;
 #[cfg(feature = "http")]
 pub mod registry;
 pub mod rootfs;
