@@ -37,6 +37,12 @@ pub struct MonitorConfig {
     /// its exit is final, whatever the restart policy says (docker's
     /// "stop is never undone by the policy").
     pub stop_marker: PathBuf,
+    /// A command the monitor starts, detached (its own session, not
+    /// waited for), once the container has stopped for good (the state file
+    /// already says so): the engine's cleanup of what it set up around the
+    /// container (network, rootfs mount; `--rm`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_exit: Vec<String>,
 }
 
 /// docker's json-file log driver options.
