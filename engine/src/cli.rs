@@ -1,0 +1,85 @@
+//! skiffctl's command line: docker's commands and flag names.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::*;
+
+/// A daemonless docker-style container engine.
+///
+/// Images come from skiff's store (`skiffctl build`, `skiffctl pull`);
+/// containers run on the `skiff` runtime, each supervised by a monitor
+/// process (containerd-shim-skiff-v2) that keeps its logs, health checks and
+/// restart policy, so detached containers outlive skiffctl with no daemon.
+#[derive(Debug, Parser)]
+#[command(name = "skiffctl", version, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Keep all state below DIR instead of /var/lib/skiff and /run/skiff-engine
+    #[arg(long, global = true, env = "SKIFFCTL_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Verbose logs on stderr
+    #[arg(short = 'D', long, global = true)]
+    pub debug: bool,
+
+    /// Registries (host[:port]) spoken to over plain HTTP
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Create a new container
+    Create(create::CreateArgs),
+    /// Start one or more stopped containers
+    Start(start::StartArgs),
+    /// Stop one or more running containers
+    Stop(stop::StopArgs),
+    /// Restart one or more containers
+    Restart(stop::RestartArgs),
+    /// Kill one or more running containers
+    Kill(kill::KillArgs),
+    /// Remove one or more containers
+    Rm(rm::RmArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach to a running container's input and output
+    Attach(attach::AttachArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(wait::WaitArgs),
+    /// Return low-level information on containers, images, volumes or networks
+    Inspect(inspect::InspectArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
+    /// Pause all processes within one or more containers
+    Pause(pause::PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(pause::PauseArgs),
+    /// List port mappings of a container
+    Port(port::PortArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
+    /// Inspect changes to files on a container's filesystem
+    Diff(diff::DiffArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Show the skiffctl version
+    Version,
+    /// Tear down what a stopped container had (run by its monitor)
+    #[command(hide = true, name = "container-cleanup")]
+    ContainerCleanup { id: String },
+}

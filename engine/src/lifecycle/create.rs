@@ -1,0 +1,81 @@
+//! `create`: the record and the container's directories; nothing runs yet.
+
+use std::fs;
+
+use anyhow::{bail, Context, Result};
+use skiff_specs::monitor::MonitorState;
+
+use crate::container::record::{Active, Container};
+use crate::engine::Engine;
+use crate::ids;
+use crate::image::{self, PullPolicy};
+use crate::lock;
+use crate::options::{to_record, ContainerOptions};
+
+/// Makes the container from `image_ref` (pulled as `pull` says) and the
+/// flags; returns its record. Nothing is left behind on failure.
+pub fn create(
+    engine: &Engine,
+    opts: &ContainerOptions,
+    image_ref: &str,
+    cmd: &[String],
+    pull: PullPolicy,
+) -> Result<Container> {
+    let store = engine.store()?;
+    let image = image::resolve(&store, image_ref, pull, &engine.registry)?;
+    let (mut config, host) = to_record(opts, &image.config, cmd)?;
+
+    let _engine_lock = lock::engine(&engine.layout.locks())?;
+    let name = match &opts.name {
+        Some(n) => {
+            let n = n.trim_start_matches('/');
+            if !ids::valid_name(n) {
+                bail!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+            }
+            if let Some(other) = engine.containers.name_taken(n)? {
+                bail!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". \
+                     You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                );
+            }
+            n.to_owned()
+        }
+        None => {
+            let taken: Vec<String> = engine.containers.list()?.into_iter().map(|c| c.name).collect();
+            ids::generate_name(|n| taken.iter().any(|t| t == n))?
+        }
+    };
+    let id = ids::new_id()?;
+    if config.hostname.is_empty() {
+        config.hostname = ids::short(&id).to_owned();
+    }
+    let c = Container {
+        id: id.clone(),
+        name,
+        created: skiff_specs::jsonlog::format_time(chrono::Utc::now()),
+        image: image_ref.to_owned(),
+        image_id: image.manifest.config.digest.to_string(),
+        manifest: image.descriptor.clone(),
+        config,
+        host,
+        active: Active::default(),
+    };
+    let dir = engine.containers.dir(&id);
+    let made = (|| -> Result<()> {
+        for d in [dir.bundle(), dir.rootfs(), dir.upper(), dir.work()] {
+            fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        MonitorState::default()
+            .write(&dir.state())
+            .context("cannot write the container's state")?;
+        // Unpack the layers now, so start is quick and a bad image fails here.
+        crate::snapshots::open(engine)?.prepare(&store, &c.manifest)?;
+        engine.containers.save(&c)
+    })();
+    if let Err(e) = made {
+        let _ = engine.containers.remove(&id);
+        return Err(e);
+    }
+    Ok(c)
+}

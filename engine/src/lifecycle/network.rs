@@ -1,0 +1,165 @@
+//! The container's network at start: a namespace of its own wired to its
+//! networks by netavark (published ports included), or the host's, or none;
+//! and the /etc/hosts, /etc/resolv.conf and /etc/hostname it sees.
+
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
+use skiff_specs::net::{AttachRequest, Attachment, NetConfig, Netns, NetworkRequest, Networks};
+
+use crate::container::record::Container;
+use crate::container::ContainerDir;
+use crate::engine::Engine;
+use crate::ids;
+use crate::spec::NetNs;
+
+/// The engine's networks.
+pub fn networks(engine: &Engine) -> Result<Networks> {
+    let cfg = NetConfig::discover(engine.layout.networks(), engine.layout.run().to_path_buf())
+        .context("container networking (netavark, aardvark-dns, iptables)")?;
+    Ok(Networks::open(cfg)?)
+}
+
+/// Sets up the container's network; the record's `active` notes what was made.
+pub fn connect(engine: &Engine, c: &mut Container, _dir: &ContainerDir) -> Result<NetNs> {
+    match c.host.network_mode.as_str() {
+        "host" => return Ok(NetNs::Host),
+        "none" => return Ok(NetNs::Isolated),
+        _ => {}
+    }
+    let nets = networks(engine)?;
+    let mut requests = Vec::new();
+    let mut endpoints = c.host.networks.clone();
+    if endpoints.is_empty() {
+        endpoints.push(crate::container::record::NetworkEndpoint {
+            network: c.host.network_mode.clone(),
+            ..Default::default()
+        });
+    }
+    for e in &endpoints {
+        let net = if e.network == "bridge" {
+            nets.default_network()?
+        } else {
+            nets.get(&e.network)?
+        };
+        let mut aliases = e.aliases.clone();
+        // docker answers a container's short id on user networks too.
+        aliases.push(ids::short(&c.id).to_owned());
+        let static_ip = e
+            .ipv4_address
+            .as_deref()
+            .map(|ip| {
+                ip.parse()
+                    .with_context(|| format!("invalid --ip value {ip:?}"))
+            })
+            .transpose()?;
+        requests.push(NetworkRequest {
+            network: net.name.clone(),
+            aliases,
+            static_ip,
+        });
+    }
+    let ports = super::resolve_ports(c)?;
+    nets.check_ports_free(&ports)?;
+    let ns = Netns::create(engine.layout.run(), &c.id)?;
+    c.active.netns = Some(ns.path.clone());
+    let req = AttachRequest {
+        container_id: c.id.clone(),
+        container_name: c.name.clone(),
+        netns: ns.path.clone(),
+        networks: requests,
+        ports,
+    };
+    let att = match nets.connect(&req) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = ns.remove();
+            c.active.netns = None;
+            return Err(e.into());
+        }
+    };
+    c.active.network = Some(serde_json::to_value(&att)?);
+    Ok(NetNs::Path(req.netns))
+}
+
+/// The attachment recorded at start, if any.
+pub fn attachment(c: &Container) -> Option<Attachment> {
+    c.active
+        .network
+        .as_ref()
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// Writes hostname, hosts and resolv.conf for the container.
+pub fn write_files(engine: &Engine, c: &Container, dir: &ContainerDir) -> Result<()> {
+    let att = attachment(c);
+    std::fs::write(dir.hostname(), format!("{}\n", c.config.hostname))?;
+    let extra: Vec<(String, IpAddr)> = c
+        .host
+        .extra_hosts
+        .iter()
+        .filter_map(|h| {
+            let (name, ip) = h.split_once(':')?;
+            Some((name.to_owned(), ip.parse().ok()?))
+        })
+        .collect();
+    if c.host.network_mode == "host" {
+        // The host's own files, as docker does with --network host.
+        let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        let mut text = hosts;
+        for (n, ip) in &extra {
+            text.push_str(&format!("{ip}\t{n}\n"));
+        }
+        std::fs::write(dir.hosts(), text)?;
+    } else {
+        let names = skiff_specs::net::hosts_file(&c.config.hostname, att.as_ref(), &extra);
+        std::fs::write(dir.hosts(), names)?;
+    }
+    let dns: Vec<IpAddr> = c
+        .host
+        .dns
+        .iter()
+        .map(|d| {
+            d.parse()
+                .with_context(|| format!("invalid --dns value {d:?}"))
+        })
+        .collect::<Result<_>>()?;
+    let nets = match &att {
+        Some(a) => {
+            let store = networks(engine)?;
+            a.interfaces
+                .iter()
+                .filter_map(|i| store.get(&i.network).ok())
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let resolv = skiff_specs::net::resolv_conf(att.as_ref(), &nets, &dns, &c.host.dns_search)?;
+    std::fs::write(dir.resolv_conf(), resolv)?;
+    Ok(())
+}
+
+/// Tears the network down: netavark teardown, addresses released, the
+/// namespace removed. Every failure is reported, none stops the rest.
+pub fn disconnect(engine: &Engine, c: &mut Container) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let (Some(att), Some(ns)) = (attachment(c), c.active.netns.clone()) {
+        match networks(engine) {
+            Ok(nets) => {
+                if let Err(e) = nets.disconnect(&att, &ns) {
+                    errors.push(format!("network teardown: {e}"));
+                }
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    c.active.network = None;
+    if c.active.netns.take().is_some() {
+        if let Some(ns) = Netns::open(engine.layout.run(), &c.id) {
+            if let Err(e) = ns.remove() {
+                errors.push(format!("network namespace: {e}"));
+            }
+        }
+    }
+    errors
+}

@@ -1,0 +1,52 @@
+//! Undoing what `start` set up once the container has stopped for good: the
+//! network (netavark teardown, namespace), the rootfs mount, and the
+//! runtime's leftovers. It runs from `stop` and `rm`, and from the monitor's
+//! on-exit command when the container ends by itself.
+
+use anyhow::{bail, Result};
+
+use crate::container::record::Container;
+use crate::container::status;
+use crate::engine::Engine;
+
+/// Tears down `c` when it is not running; every failure is reported after
+/// everything was tried.
+pub fn teardown(engine: &Engine, c: &mut Container) -> Result<()> {
+    let dir = engine.containers.dir(&c.id);
+    if status::is_running(&status::current(&dir)) {
+        return Ok(());
+    }
+    let nothing = c.active.netns.is_none() && c.active.network.is_none() && !c.active.rootfs_mounted;
+    if nothing {
+        return Ok(());
+    }
+    let mut errors = super::network::disconnect(engine, c);
+    if let Err(e) = crate::rootfs::unmount(&dir.rootfs()) {
+        errors.push(format!("{e:#}"));
+    } else {
+        c.active.rootfs_mounted = false;
+    }
+    engine.containers.save(c)?;
+    if !errors.is_empty() {
+        bail!("cleaning up container {}: {}", c.name, errors.join("; "));
+    }
+    Ok(())
+}
+
+/// Brings the record in line with the container: when it stopped for good
+/// and something it had is still set up (its monitor's cleanup never ran:
+/// the monitor was killed, or the machine rebooted), tears it down; an
+/// exited `--rm` container is removed. Returns false when it was removed.
+pub fn refresh(engine: &Engine, c: &mut Container) -> Result<bool> {
+    let dir = engine.containers.dir(&c.id);
+    let st = status::current(&dir);
+    if status::is_running(&st) {
+        return Ok(true);
+    }
+    teardown(engine, c)?;
+    if c.host.auto_remove && st.status == skiff_specs::monitor::Status::Exited {
+        super::remove(engine, c, true, true)?;
+        return Ok(false);
+    }
+    Ok(true)
+}
