@@ -185,7 +185,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             &dst,
             Some(nix::unistd::Uid::from_raw(md.uid())),
             Some(nix::unistd::Gid::from_raw(md.gid())),
-            nix::unistd::FchownatFlags::NoFollowSymlink,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         );
     }
     Ok(())

@@ -582,6 +582,7 @@ pub mod cleanup;
 pub mod client;
 pub mod containerd;
 pub mod cri;
+pub mod engine;
 pub mod image;
 pub mod podman;
 pub mod registry;

@@ -101,7 +101,7 @@ pub fn run(engine: &Engine, a: ExecArgs) -> Result<i32> {
     if a.privileged {
         let all = crate::spec::caps::ALL;
         for set in ["bounding", "effective", "permitted"] {
-            process["capabilities"][set] = serde_json::json!(all);
+            process["capabilities"][set] = serde_json::json!(all.to_vec());
         }
     }
 
@@ -130,10 +130,11 @@ pub fn run(engine: &Engine, a: ExecArgs) -> Result<i32> {
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(p)?;
-        let flags = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETFL)?;
+        use std::os::fd::AsRawFd;
+        let flags = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
         let mut flags = nix::fcntl::OFlag::from_bits_truncate(flags);
         flags.remove(nix::fcntl::OFlag::O_NONBLOCK);
-        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
         Ok(Some(f))
     };
     let out = open_reader(&stdio.stdout)?;

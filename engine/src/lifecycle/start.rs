@@ -13,7 +13,7 @@ use crate::container::{status, ContainerDir};
 use crate::engine::Engine;
 use crate::lock;
 use crate::monitor::Stdio3;
-use crate::spec::{self, NetNs, ResolvedMount};
+use crate::spec::{self, ResolvedMount};
 
 /// Where `--init`'s static init lives on the host (Debian's tini-static).
 const INIT_BINARIES: [&str; 2] = ["/usr/bin/tini-static", "/usr/bin/tini"];
