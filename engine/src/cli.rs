@@ -71,12 +71,23 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Inspect changes to files on a container's filesystem
     Diff(diff::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Display a live stream of container resource usage statistics
+    Stats(stats::StatsArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Manage skiffctl: disk usage, prune, info
+    #[command(subcommand)]
+    System(system::SystemCommand),
+    /// Display system-wide information
+    Info,
     /// Show the skiffctl version
     Version,
     /// Tear down what a stopped container had (run by its monitor)

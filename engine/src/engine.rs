@@ -27,7 +27,8 @@ impl Engine {
     pub fn open(root: Option<&std::path::Path>, insecure: &[String]) -> Result<Engine> {
         let layout = Layout::new(root);
         for d in [layout.containers(), layout.volumes(), layout.locks()] {
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
         }
         let monitor = MonitorSetup {
             shim: sibling("containerd-shim-skiff-v2"),
@@ -50,8 +51,12 @@ impl Engine {
     }
 
     pub fn store(&self) -> Result<Store> {
-        Store::open(self.layout.store())
-            .with_context(|| format!("cannot open the image store {}", self.layout.store().display()))
+        Store::open(self.layout.store()).with_context(|| {
+            format!(
+                "cannot open the image store {}",
+                self.layout.store().display()
+            )
+        })
     }
 
     /// The `--root` arguments that make another skiffctl use this engine.

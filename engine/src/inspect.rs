@@ -28,12 +28,18 @@ pub fn container(engine: &Engine, c: &Container) -> Value {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
-    let args: Vec<Value> = spec["process"]["args"].as_array().cloned().unwrap_or_default();
+    let args: Vec<Value> = spec["process"]["args"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let (path, rest) = match args.split_first() {
         Some((p, r)) => (p.clone(), r.to_vec()),
         None => (json!(""), Vec::new()),
     };
-    let health = st.health.as_ref().map(|h| serde_json::to_value(h).unwrap_or(Value::Null));
+    let health = st
+        .health
+        .as_ref()
+        .map(|h| serde_json::to_value(h).unwrap_or(Value::Null));
     let mut state = json!({
         "Status": st.status.as_str(),
         "Running": matches!(st.status, Status::Running | Status::Paused | Status::Restarting),

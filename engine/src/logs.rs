@@ -60,7 +60,10 @@ impl Waker {
     pub fn wait(&self, limit: Duration) {
         match &self.inotify {
             Some(i) => {
-                let mut fds = [nix::poll::PollFd::new(i.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let mut fds = [nix::poll::PollFd::new(
+                    i.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
                 let ms = limit.as_millis().min(u128::from(u16::MAX)) as u16;
                 let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
                 let _ = i.read_events();
@@ -79,7 +82,11 @@ extern "C" fn catch(sig: libc::c_int) {
 
 fn catch_signals(sigs: &[nix::sys::signal::Signal]) {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
-    let action = SigAction::new(SigHandler::Handler(catch), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(catch),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for s in sigs {
         // SAFETY: the handler only stores into an atomic, which is
         // async-signal-safe.
@@ -122,7 +129,12 @@ impl Session {
             catch_signals(&[Signal::SIGWINCH]);
             resize(monitor.as_ref());
         } else {
-            catch_signals(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT]);
+            catch_signals(&[
+                Signal::SIGINT,
+                Signal::SIGTERM,
+                Signal::SIGHUP,
+                Signal::SIGQUIT,
+            ]);
         }
         if stdin && c.config.open_stdin {
             forward_stdin(

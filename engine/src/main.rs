@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod container;
+mod copy;
 mod engine;
 mod ids;
 mod image;

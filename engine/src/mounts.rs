@@ -92,9 +92,7 @@ pub fn parse_mount_flag(value: &str) -> Result<MountSpec> {
         MountKind::Volume if !source.is_empty() && !valid_name(&source) => {
             return Err(bad("the volume name includes invalid characters"))
         }
-        MountKind::Tmpfs if !source.is_empty() => {
-            return Err(bad("a tmpfs mount takes no source"))
-        }
+        MountKind::Tmpfs if !source.is_empty() => return Err(bad("a tmpfs mount takes no source")),
         _ => {}
     }
     Ok(MountSpec {
@@ -153,14 +151,22 @@ mod tests {
     #[test]
     fn volume_flags() -> Result<()> {
         let m = parse_volume_flag("data:/var/lib/db:ro")?;
-        assert_eq!((m.kind, m.source.as_str(), m.target.as_str(), m.read_only),
-            (MountKind::Volume, "data", "/var/lib/db", true));
+        assert_eq!(
+            (m.kind, m.source.as_str(), m.target.as_str(), m.read_only),
+            (MountKind::Volume, "data", "/var/lib/db", true)
+        );
         let m = parse_volume_flag("/srv/x:/x")?;
         assert_eq!(m.kind, MountKind::Bind);
         let m = parse_volume_flag("/anon/")?;
-        assert_eq!((m.kind, m.source.as_str(), m.target.as_str()), (MountKind::Volume, "", "/anon"));
+        assert_eq!(
+            (m.kind, m.source.as_str(), m.target.as_str()),
+            (MountKind::Volume, "", "/anon")
+        );
         for bad in ["rel/path:/x", "a:b", "a:/b:frob", "a:/b:c:d"] {
-            let e = parse_volume_flag(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            let e = parse_volume_flag(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains("-v") && e.contains(bad), "{bad}: {e}");
         }
         Ok(())
@@ -175,7 +181,10 @@ mod tests {
         assert!(parse_mount_flag("type=bind,src=rel,dst=/c").is_err());
         assert!(parse_mount_flag("type=nfs,dst=/c").is_err());
         let m = parse_tmpfs_flag("/run:rw,size=64k")?;
-        assert_eq!((m.target.as_str(), m.tmpfs_options.as_str()), ("/run", "size=64k"));
+        assert_eq!(
+            (m.target.as_str(), m.tmpfs_options.as_str()),
+            ("/run", "size=64k")
+        );
         assert!(parse_tmpfs_flag("run").is_err());
         Ok(())
     }

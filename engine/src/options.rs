@@ -254,8 +254,22 @@ fn parse_ulimit(value: &str) -> Result<Ulimit> {
         s.parse().map_err(|_| bad())
     };
     const NAMES: [&str; 16] = [
-        "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-        "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
     ];
     if !NAMES.contains(&name) {
         bail!("invalid --ulimit value {value:?}: unknown limit {name:?}");
@@ -311,7 +325,11 @@ pub fn to_record(
     if let Some(p) = &o.platform {
         let host = skiff_specs::Platform::host();
         if !p.starts_with(&format!("{}/{}", host.os, host.architecture)) {
-            bail!("--platform {p}: only the host's platform ({}/{}) runs here", host.os, host.architecture);
+            bail!(
+                "--platform {p}: only the host's platform ({}/{}) runs here",
+                host.os,
+                host.architecture
+            );
         }
     }
     if o.log_driver != "json-file" {
@@ -349,8 +367,9 @@ pub fn to_record(
             ("no-new-privileges", "false") => no_new_privileges = false,
             ("seccomp", "unconfined") => seccomp = Some("unconfined".to_owned()),
             ("seccomp", file) if !file.is_empty() => {
-                let path = std::fs::canonicalize(file)
-                    .with_context(|| format!("--security-opt seccomp={file}: cannot read the profile"))?;
+                let path = std::fs::canonicalize(file).with_context(|| {
+                    format!("--security-opt seccomp={file}: cannot read the profile")
+                })?;
                 seccomp = Some(path.display().to_string());
             }
             ("label" | "apparmor", _) => {}
@@ -358,7 +377,8 @@ pub fn to_record(
         }
     }
 
-    let restart = RestartPolicy::parse(&o.restart).map_err(|e| anyhow::anyhow!("--restart: {e}"))?;
+    let restart =
+        RestartPolicy::parse(&o.restart).map_err(|e| anyhow::anyhow!("--restart: {e}"))?;
     if o.rm && restart != RestartPolicy::No {
         bail!("conflicting options: cannot specify both --restart and --rm");
     }
@@ -414,7 +434,11 @@ pub fn to_record(
         .flat_map(|m| m.keys().cloned())
         .collect();
     for e in &o.expose {
-        let key = if e.contains('/') { e.clone() } else { format!("{e}/tcp") };
+        let key = if e.contains('/') {
+            e.clone()
+        } else {
+            format!("{e}/tcp")
+        };
         if !exposed.contains(&key) {
             exposed.push(key);
         }
@@ -450,7 +474,12 @@ pub fn to_record(
         networks,
         restart,
         auto_remove: o.rm,
-        memory: o.memory.as_deref().map(|m| parse_bytes(m, "--memory")).transpose()?.unwrap_or(0),
+        memory: o
+            .memory
+            .as_deref()
+            .map(|m| parse_bytes(m, "--memory"))
+            .transpose()?
+            .unwrap_or(0),
         memory_reservation: o
             .memory_reservation
             .as_deref()
@@ -464,7 +493,11 @@ pub fn to_record(
         },
         nano_cpus: o.cpus.as_deref().map(parse_cpus).transpose()?.unwrap_or(0),
         pids_limit: o.pids_limit.unwrap_or(0),
-        ulimits: o.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_>>()?,
+        ulimits: o
+            .ulimit
+            .iter()
+            .map(|u| parse_ulimit(u))
+            .collect::<Result<_>>()?,
         cap_add: o.cap_add.clone(),
         cap_drop: o.cap_drop.clone(),
         read_only: o.read_only,
@@ -504,9 +537,18 @@ mod tests {
 
     #[test]
     fn durations() -> Result<()> {
-        assert_eq!(parse_duration_ns("300ms", "--health-interval")?, 300_000_000);
-        assert_eq!(parse_duration_ns("1.5s", "--health-interval")?, 1_500_000_000);
-        assert_eq!(parse_duration_ns("2m", "--health-interval")?, 120_000_000_000);
+        assert_eq!(
+            parse_duration_ns("300ms", "--health-interval")?,
+            300_000_000
+        );
+        assert_eq!(
+            parse_duration_ns("1.5s", "--health-interval")?,
+            1_500_000_000
+        );
+        assert_eq!(
+            parse_duration_ns("2m", "--health-interval")?,
+            120_000_000_000
+        );
         assert!(parse_duration_ns("2x", "--health-interval").is_err());
         Ok(())
     }
@@ -545,7 +587,9 @@ mod tests {
             restart: "no".into(),
             ..Default::default()
         };
-        let e = to_record(&bad, &ImageConfig::default(), &[]).err().map(|e| e.to_string());
+        let e = to_record(&bad, &ImageConfig::default(), &[])
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("--memory")));
         Ok(())
     }

@@ -29,7 +29,9 @@ pub fn unmount(rootfs: &Path) -> Result<()> {
         match umount2(rootfs, MntFlags::MNT_DETACH) {
             Ok(()) => {}
             Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => break,
-            Err(e) => return Err(e).with_context(|| format!("cannot unmount {}", rootfs.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot unmount {}", rootfs.display()))
+            }
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ mod commit;
 mod config;
 mod copy;
 mod copy_step;
-mod diff;
+pub mod diff;
 mod fetch;
 mod history;
 mod inputs;

@@ -68,7 +68,10 @@ pub fn run(engine: &Engine, a: ExecArgs) -> Result<i32> {
     let st = status::current(&dir);
     match st.status {
         skiff_specs::monitor::Status::Running => {}
-        skiff_specs::monitor::Status::Paused => bail!("Container {} is paused, unpause the container before exec", c.id),
+        skiff_specs::monitor::Status::Paused => bail!(
+            "Container {} is paused, unpause the container before exec",
+            c.id
+        ),
         _ => bail!("Container {} is not running", c.id),
     }
     let bundle = dir.bundle();
@@ -92,8 +95,8 @@ pub fn run(engine: &Engine, a: ExecArgs) -> Result<i32> {
     }
     if let Some(u) = &a.user {
         let rootfs = dir.rootfs();
-        let resolved = skiff_specs::user::resolve_user(&rootfs, u)
-            .with_context(|| format!("--user {u}"))?;
+        let resolved =
+            skiff_specs::user::resolve_user(&rootfs, u).with_context(|| format!("--user {u}"))?;
         process["user"] = serde_json::json!({
             "uid": resolved.uid, "gid": resolved.gid, "additionalGids": resolved.additional_gids
         });
@@ -116,9 +119,21 @@ pub fn run(engine: &Engine, a: ExecArgs) -> Result<i32> {
     };
     let detach = a.detach;
     let stdio = Stdio3 {
-        stdin: if a.interactive && !detach { make("stdin")? } else { String::new() },
-        stdout: if detach { String::new() } else { make("stdout")? },
-        stderr: if detach || a.tty { String::new() } else { make("stderr")? },
+        stdin: if a.interactive && !detach {
+            make("stdin")?
+        } else {
+            String::new()
+        },
+        stdout: if detach {
+            String::new()
+        } else {
+            make("stdout")?
+        },
+        stderr: if detach || a.tty {
+            String::new()
+        } else {
+            make("stderr")?
+        },
         terminal: a.tty,
     };
     // Our readers exist before the monitor opens the FIFOs for writing.
@@ -164,7 +179,14 @@ pub fn run(engine: &Engine, a: ExecArgs) -> Result<i32> {
         err.map(|f| copy_thread(f, true)),
     ];
     if !stdio.stdin.is_empty() {
-        forward_input(Path::new(&stdio.stdin), &engine.monitor, &bundle, &c.id, &exec_id, a.tty)?;
+        forward_input(
+            Path::new(&stdio.stdin),
+            &engine.monitor,
+            &bundle,
+            &c.id,
+            &exec_id,
+            a.tty,
+        )?;
     }
     let status = m.wait(&exec_id)?;
     for t in copiers.into_iter().flatten() {
@@ -182,9 +204,13 @@ fn copy_thread(mut from: File, stderr: bool) -> std::thread::JoinHandle<()> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let written = if stderr {
-                        std::io::stderr().write_all(&buf[..n]).and_then(|()| std::io::stderr().flush())
+                        std::io::stderr()
+                            .write_all(&buf[..n])
+                            .and_then(|()| std::io::stderr().flush())
                     } else {
-                        std::io::stdout().write_all(&buf[..n]).and_then(|()| std::io::stdout().flush())
+                        std::io::stdout()
+                            .write_all(&buf[..n])
+                            .and_then(|()| std::io::stdout().flush())
                     };
                     if written.is_err() {
                         break;
@@ -204,7 +230,12 @@ fn forward_input(
     tty: bool,
 ) -> Result<()> {
     let mut to = OpenOptions::new().write(true).open(fifo)?;
-    let (setup, bundle, id, exec_id) = (setup.clone(), bundle.to_path_buf(), id.to_owned(), exec_id.to_owned());
+    let (setup, bundle, id, exec_id) = (
+        setup.clone(),
+        bundle.to_path_buf(),
+        id.to_owned(),
+        exec_id.to_owned(),
+    );
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
         drop(to);

@@ -108,7 +108,10 @@ mod tests {
         let v = serde_json::json!({"State": {"Status": "running", "Health": {"Status": "healthy"}}, "N": 3});
         assert_eq!(format("{{.State.Status}}", &v)?, "running");
         assert_eq!(format("{{.State.Health.Status}}/{{.N}}", &v)?, "healthy/3");
-        assert_eq!(format("{{json .State.Health}}", &v)?, r#"{"Status":"healthy"}"#);
+        assert_eq!(
+            format("{{json .State.Health}}", &v)?,
+            r#"{"Status":"healthy"}"#
+        );
         assert_eq!(format("{{.Nope}}", &v)?, "<no value>");
         assert!(format("{{ .X", &v).is_err());
         Ok(())

@@ -22,10 +22,16 @@ pub fn run(engine: &Engine, a: KillArgs) -> Result<i32> {
     super::for_each(engine, &a.containers, |engine, c, name| {
         let dir = engine.containers.dir(&c.id);
         if !status::is_running(&status::current(&dir)) {
-            bail!("Cannot kill container: {name}: container {} is not running", c.id);
+            bail!(
+                "Cannot kill container: {name}: container {} is not running",
+                c.id
+            );
         }
         // docker: a kill is the user stopping it unless the signal is harmless.
-        if matches!(signal, libc::SIGKILL | libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) {
+        if matches!(
+            signal,
+            libc::SIGKILL | libc::SIGTERM | libc::SIGINT | libc::SIGQUIT
+        ) {
             let _ = std::fs::write(dir.stop_marker(), b"");
         }
         let m = engine.monitor.connect(&dir.bundle(), &c.id)?;

@@ -50,11 +50,22 @@ fn parse_time(value: &str, flag: &str) -> Result<DateTime<Utc>> {
 pub fn run(engine: &Engine, a: LogsArgs) -> Result<i32> {
     let c = engine.containers.find(&a.container)?;
     let dir = engine.containers.dir(&c.id);
-    let since = a.since.as_deref().map(|s| parse_time(s, "--since")).transpose()?;
-    let until = a.until.as_deref().map(|s| parse_time(s, "--until")).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| parse_time(s, "--since"))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| parse_time(s, "--until"))
+        .transpose()?;
     let tail: Option<usize> = match a.tail.as_str() {
         "all" | "-1" => None,
-        n => Some(n.parse().map_err(|_| anyhow::anyhow!("invalid --tail value {n:?}"))?),
+        n => Some(
+            n.parse()
+                .map_err(|_| anyhow::anyhow!("invalid --tail value {n:?}"))?,
+        ),
     };
     let path = dir.log(&c.id);
     let max_file = c.host.log_max_file.max(1);
@@ -62,7 +73,8 @@ pub fn run(engine: &Engine, a: LogsArgs) -> Result<i32> {
     let mut follower = Follower::new(&path, false);
     let keep = |e: &jsonlog::Entry| {
         let t = e.timestamp();
-        since.is_none_or(|s| t.is_some_and(|t| t >= s)) && until.is_none_or(|u| t.is_some_and(|t| t <= u))
+        since.is_none_or(|s| t.is_some_and(|t| t >= s))
+            && until.is_none_or(|u| t.is_some_and(|t| t <= u))
     };
     let mut entries: Vec<jsonlog::Entry> = jsonlog::read_all(&path, max_file)?
         .into_iter()

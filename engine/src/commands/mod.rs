@@ -1,6 +1,8 @@
 //! One file per command, as docker names them.
 
 pub mod attach;
+pub mod commit;
+pub mod cp;
 pub mod create;
 pub mod diff;
 pub mod exec;
@@ -15,7 +17,9 @@ pub mod rename;
 pub mod rm;
 pub mod run;
 pub mod start;
+pub mod stats;
 pub mod stop;
+pub mod system;
 pub mod top;
 pub mod volume;
 pub mod wait;
@@ -59,6 +63,11 @@ fn run_command(cli: Cli) -> Result<i32> {
         Command::Port(a) => port::run(&engine, a),
         Command::Rename(a) => rename::run(&engine, a),
         Command::Diff(a) => diff::run(&engine, a),
+        Command::Commit(a) => commit::run(&engine, a),
+        Command::Cp(a) => cp::run(&engine, a),
+        Command::Stats(a) => stats::run(&engine, a),
+        Command::System(c) => system::run(&engine, c),
+        Command::Info => system::run(&engine, system::SystemCommand::Info),
         Command::Volume(c) => volume::run(&engine, c),
         Command::Network(c) => network::run(&engine, c),
         Command::Version => {

@@ -70,10 +70,7 @@ pub enum NetworkCommand {
         container: String,
     },
     /// Disconnect a container from a network (takes effect when it next starts)
-    Disconnect {
-        network: String,
-        container: String,
-    },
+    Disconnect { network: String, container: String },
 }
 
 /// docker's network JSON.
@@ -109,7 +106,14 @@ const BUILTIN: [&str; 3] = ["bridge", "host", "none"];
 
 pub fn run(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
     match cmd {
-        NetworkCommand::Create { driver, subnet, gateway, internal, label, name } => {
+        NetworkCommand::Create {
+            driver,
+            subnet,
+            gateway,
+            internal,
+            label,
+            name,
+        } => {
             if driver != "bridge" {
                 bail!("network driver {driver:?} is not supported (only bridge)");
             }
@@ -124,12 +128,21 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
                 })
                 .collect();
             let gateway = gateway
-                .map(|g| g.parse().map_err(|_| anyhow::anyhow!("invalid --gateway value {g:?}")))
+                .map(|g| {
+                    g.parse()
+                        .map_err(|_| anyhow::anyhow!("invalid --gateway value {g:?}"))
+                })
                 .transpose()?;
             let _l = lock::engine(&engine.layout.locks())?;
             let n = networks(engine)?.create(
                 &name,
-                &CreateOptions { subnet, gateway, internal, labels, dns: true },
+                &CreateOptions {
+                    subnet,
+                    gateway,
+                    internal,
+                    labels,
+                    dns: true,
+                },
             )?;
             println!("{}", n.id);
             Ok(0)
@@ -143,7 +156,12 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
             } else {
                 println!("{:<14}{:<24}{:<10}SCOPE", "NETWORK ID", "NAME", "DRIVER");
                 for n in &list {
-                    println!("{:<14}{:<24}{:<10}local", &n.id[..n.id.len().min(12)], n.name, n.driver);
+                    println!(
+                        "{:<14}{:<24}{:<10}local",
+                        &n.id[..n.id.len().min(12)],
+                        n.name,
+                        n.driver
+                    );
                 }
             }
             Ok(0)
@@ -201,7 +219,12 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
             }
             Ok(0)
         }
-        NetworkCommand::Connect { alias, ip, network, container } => {
+        NetworkCommand::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
             let net = networks(engine)?.get(&network)?;
             let found = engine.containers.find(&container)?;
             let _l = lock::container(&engine.layout.locks(), &found.id)?;
@@ -210,15 +233,30 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
                 bail!("connecting a running container is not supported yet: stop it, connect, start it");
             }
             if matches!(c.host.network_mode.as_str(), "host" | "none") {
-                bail!("container {} uses --network {}: it cannot join other networks", c.name, c.host.network_mode);
+                bail!(
+                    "container {} uses --network {}: it cannot join other networks",
+                    c.name,
+                    c.host.network_mode
+                );
             }
             if c.host.networks.is_empty() {
-                c.host.networks.push(NetworkEndpoint { network: c.host.network_mode.clone(), ..Default::default() });
+                c.host.networks.push(NetworkEndpoint {
+                    network: c.host.network_mode.clone(),
+                    ..Default::default()
+                });
             }
             if c.host.networks.iter().any(|e| e.network == net.name) {
-                bail!("container {} is already connected to network {}", c.name, net.name);
+                bail!(
+                    "container {} is already connected to network {}",
+                    c.name,
+                    net.name
+                );
             }
-            c.host.networks.push(NetworkEndpoint { network: net.name, aliases: alias, ipv4_address: ip });
+            c.host.networks.push(NetworkEndpoint {
+                network: net.name,
+                aliases: alias,
+                ipv4_address: ip,
+            });
             engine.containers.save(&c)?;
             Ok(0)
         }

@@ -24,7 +24,9 @@ pub fn run(engine: &Engine, a: PortArgs) -> Result<i32> {
     });
     for m in attachment_ports(&c) {
         let key = format!("{}/{}", m.container_port, m.protocol);
-        let ip = m.host_ip.map_or_else(|| "0.0.0.0".to_owned(), |i| i.to_string());
+        let ip = m
+            .host_ip
+            .map_or_else(|| "0.0.0.0".to_owned(), |i| i.to_string());
         match &want {
             Some(w) if *w == key => println!("{ip}:{}", m.host_port),
             Some(_) => {}

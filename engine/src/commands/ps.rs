@@ -39,13 +39,23 @@ pub struct PsArgs {
 }
 
 /// One row's fields, docker's names.
-fn row(engine: &Engine, c: &Container, st: &MonitorState, now: DateTime<Utc>, trunc: bool) -> BTreeMap<&'static str, String> {
+fn row(
+    engine: &Engine,
+    c: &Container,
+    st: &MonitorState,
+    now: DateTime<Utc>,
+    trunc: bool,
+) -> BTreeMap<&'static str, String> {
     let dir = engine.containers.dir(&c.id);
     let args: Vec<String> = std::fs::read(dir.bundle().join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| v["process"]["args"].as_array().cloned())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_else(|| {
             let mut v = c.config.entrypoint.clone().unwrap_or_default();
             v.extend(c.config.cmd.clone().unwrap_or_default());
@@ -59,7 +69,9 @@ fn row(engine: &Engine, c: &Container, st: &MonitorState, now: DateTime<Utc>, tr
         lifecycle::attachment_ports(c)
             .iter()
             .map(|m| {
-                let ip = m.host_ip.map_or_else(|| "0.0.0.0".to_owned(), |i| i.to_string());
+                let ip = m
+                    .host_ip
+                    .map_or_else(|| "0.0.0.0".to_owned(), |i| i.to_string());
                 format!("{ip}:{}->{}/{}", m.host_port, m.container_port, m.protocol)
             })
             .collect()
@@ -70,11 +82,24 @@ fn row(engine: &Engine, c: &Container, st: &MonitorState, now: DateTime<Utc>, tr
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(now);
     let mut r = BTreeMap::new();
-    r.insert("ID", if trunc { ids::short(&c.id).to_owned() } else { c.id.clone() });
+    r.insert(
+        "ID",
+        if trunc {
+            ids::short(&c.id).to_owned()
+        } else {
+            c.id.clone()
+        },
+    );
     r.insert("Image", c.image.clone());
     r.insert("Command", format!("\"{command}\""));
-    r.insert("CreatedAt", created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string());
-    r.insert("RunningFor", format!("{} ago", human_duration(now - created)));
+    r.insert(
+        "CreatedAt",
+        created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
+    );
+    r.insert(
+        "RunningFor",
+        format!("{} ago", human_duration(now - created)),
+    );
     r.insert("Ports", ports.join(", "));
     r.insert("State", st.status.as_str().to_owned());
     r.insert("Status", status::describe(st, now));
@@ -94,7 +119,13 @@ fn row(engine: &Engine, c: &Container, st: &MonitorState, now: DateTime<Utc>, tr
         c.host
             .mounts
             .iter()
-            .map(|m| if m.source.is_empty() { m.target.clone() } else { m.source.clone() })
+            .map(|m| {
+                if m.source.is_empty() {
+                    m.target.clone()
+                } else {
+                    m.source.clone()
+                }
+            })
             .collect::<Vec<_>>()
             .join(","),
     );
@@ -107,7 +138,9 @@ fn matches(c: &Container, st: &MonitorState, filters: &[(String, String)]) -> bo
         "id" => c.id.starts_with(v.as_str()),
         "status" => st.status.as_str() == v,
         "ancestor" => c.image == *v || c.image.starts_with(&format!("{v}:")) || c.image_id == *v,
-        "exited" => st.status == skiff_specs::monitor::Status::Exited && st.exit_code.to_string() == *v,
+        "exited" => {
+            st.status == skiff_specs::monitor::Status::Exited && st.exit_code.to_string() == *v
+        }
         "health" => st.health.as_ref().map_or("none", |h| h.status.as_str()) == v,
         "label" => match v.split_once('=') {
             Some((lk, lv)) => c.config.labels.get(lk).is_some_and(|x| x == lv),
@@ -132,7 +165,10 @@ pub fn run(engine: &Engine, a: PsArgs) -> Result<i32> {
         let Some((k, v)) = f.split_once('=') else {
             bail!("invalid --filter value {f:?}: use KEY=VALUE");
         };
-        if !matches!(k, "name" | "id" | "status" | "label" | "ancestor" | "exited" | "health") {
+        if !matches!(
+            k,
+            "name" | "id" | "status" | "label" | "ancestor" | "exited" | "health"
+        ) {
             bail!("invalid --filter value {f:?}: unknown filter {k:?}");
         }
         filters.push((k.to_owned(), v.to_owned()));
@@ -149,7 +185,9 @@ pub fn run(engine: &Engine, a: PsArgs) -> Result<i32> {
         // Bring exited containers up to date (their cleanup, --rm) first.
         let mut c = found;
         {
-            let Ok(_lock) = lock::container(&engine.layout.locks(), &c.id) else { continue };
+            let Ok(_lock) = lock::container(&engine.layout.locks(), &c.id) else {
+                continue;
+            };
             match lifecycle::refresh(engine, &mut c) {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -186,8 +224,18 @@ pub fn run(engine: &Engine, a: PsArgs) -> Result<i32> {
             };
             if header {
                 let names: BTreeMap<&'static str, String> = [
-                    "ID", "Image", "Command", "CreatedAt", "RunningFor", "Ports", "State", "Status",
-                    "Names", "Labels", "Networks", "Mounts",
+                    "ID",
+                    "Image",
+                    "Command",
+                    "CreatedAt",
+                    "RunningFor",
+                    "Ports",
+                    "State",
+                    "Status",
+                    "Names",
+                    "Labels",
+                    "Networks",
+                    "Mounts",
                 ]
                 .iter()
                 .map(|k| (*k, k.to_ascii_uppercase()))
@@ -215,7 +263,13 @@ fn table(rows: &[BTreeMap<&'static str, String>]) {
     ];
     let widths: Vec<usize> = cols
         .iter()
-        .map(|(h, k)| rows.iter().map(|r| r[k].chars().count()).chain([h.len()]).max().unwrap_or(0))
+        .map(|(h, k)| {
+            rows.iter()
+                .map(|r| r[k].chars().count())
+                .chain([h.len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cells: Vec<&str>| {
         let mut s = String::new();

@@ -28,9 +28,16 @@ pub fn run(engine: &Engine, a: TopArgs) -> Result<i32> {
     } else {
         a.ps_args.clone()
     };
-    let out = Command::new("ps").args(&args).output().context("cannot run ps")?;
+    let out = Command::new("ps")
+        .args(&args)
+        .output()
+        .context("cannot run ps")?;
     if !out.status.success() {
-        bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();

@@ -68,7 +68,11 @@ fn users(engine: &Engine, name: &str) -> Result<Vec<String>> {
 
 pub fn run(engine: &Engine, cmd: VolumeCommand) -> Result<i32> {
     match cmd {
-        VolumeCommand::Create { label, driver, name } => {
+        VolumeCommand::Create {
+            label,
+            driver,
+            name,
+        } => {
             if driver != "local" {
                 bail!("volume driver {driver:?} is not supported (only local)");
             }

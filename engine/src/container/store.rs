@@ -105,7 +105,8 @@ impl ContainerStore {
     pub fn load(&self, id: &str) -> Result<Container> {
         let path = self.dir(id).record();
         let bytes = fs::read(&path).with_context(|| format!("No such container: {id}"))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: invalid record", path.display()))
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: invalid record", path.display()))
     }
 
     pub fn save(&self, c: &Container) -> Result<()> {

@@ -42,7 +42,12 @@ pub fn create(
             n.to_owned()
         }
         None => {
-            let taken: Vec<String> = engine.containers.list()?.into_iter().map(|c| c.name).collect();
+            let taken: Vec<String> = engine
+                .containers
+                .list()?
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
             ids::generate_name(|n| taken.iter().any(|t| t == n))?
         }
     };

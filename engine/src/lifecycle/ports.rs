@@ -23,9 +23,18 @@ pub fn resolve_ports(c: &Container) -> Result<Vec<PortMapping>> {
     if c.host.publish_all {
         for e in &c.config.exposed_ports {
             let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
-            let Ok(port) = port.parse::<u16>() else { continue };
-            let protocol = if proto == "udp" { Protocol::Udp } else { Protocol::Tcp };
-            if !out.iter().any(|m| m.container_port == port && m.protocol == protocol) {
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            let protocol = if proto == "udp" {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            if !out
+                .iter()
+                .any(|m| m.container_port == port && m.protocol == protocol)
+            {
                 out.push(PortMapping {
                     host_ip: None,
                     host_port: 0,

@@ -93,8 +93,11 @@ fn set_up_and_run(engine: &Engine, c: &mut Container, dir: &ContainerDir) -> Res
         monitor_group: c.id.clone(),
     })?;
     let bundle = dir.bundle();
-    fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec)?)
-        .with_context(|| format!("cannot write {}", bundle.join("config.json").display()))?;
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&spec)?,
+    )
+    .with_context(|| format!("cannot write {}", bundle.join("config.json").display()))?;
 
     let _ = fs::remove_file(dir.stop_marker());
     let mut on_exit = vec![engine.exe.display().to_string()];

@@ -40,7 +40,8 @@ pub fn stop(engine: &Engine, c: &mut Container, timeout: Option<u64>) -> Result<
         std::fs::write(dir.stop_marker(), b"")
             .with_context(|| format!("cannot write {}", dir.stop_marker().display()))?;
         let signal = parse_signal(c.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?;
-        let grace = Duration::from_secs(timeout.or(c.config.stop_timeout).unwrap_or(DEFAULT_TIMEOUT));
+        let grace =
+            Duration::from_secs(timeout.or(c.config.stop_timeout).unwrap_or(DEFAULT_TIMEOUT));
         let monitor = engine.monitor.connect(&dir.bundle(), &c.id);
         if let Ok(m) = &monitor {
             // A paused container cannot act on a signal until it thaws.

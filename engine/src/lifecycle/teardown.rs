@@ -16,7 +16,8 @@ pub fn teardown(engine: &Engine, c: &mut Container) -> Result<()> {
     if status::is_running(&status::current(&dir)) {
         return Ok(());
     }
-    let nothing = c.active.netns.is_none() && c.active.network.is_none() && !c.active.rootfs_mounted;
+    let nothing =
+        c.active.netns.is_none() && c.active.network.is_none() && !c.active.rootfs_mounted;
     if nothing {
         return Ok(());
     }

@@ -115,7 +115,10 @@ mod tests {
         assert!(!c.contains(&"CAP_CHOWN".to_owned()) && !c.contains(&"CAP_KILL".to_owned()));
         assert_eq!(c.len(), 13);
         assert!(effective(&[], &s(&["ALL"]), false)?.is_empty());
-        assert_eq!(effective(&s(&["CHOWN"]), &s(&["all"]), false)?, s(&["CAP_CHOWN"]));
+        assert_eq!(
+            effective(&s(&["CHOWN"]), &s(&["all"]), false)?,
+            s(&["CAP_CHOWN"])
+        );
         assert_eq!(effective(&s(&["ALL"]), &[], false)?.len(), ALL.len());
         assert_eq!(effective(&[], &s(&["ALL"]), true)?.len(), ALL.len());
         assert!(effective(&s(&["NOPE"]), &[], false).is_err());

@@ -68,7 +68,9 @@ pub fn build(inputs: &Inputs) -> Result<Value> {
     let rc = runtime_config(inputs.image, inputs.rootfs, &overrides)?;
     let mut process = rc.process;
     if !process.env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-        process.env.insert(0, format!("HOSTNAME={}", c.config.hostname));
+        process
+            .env
+            .insert(0, format!("HOSTNAME={}", c.config.hostname));
     }
     if c.config.tty && !process.env.iter().any(|e| e.starts_with("TERM=")) {
         process.env.push("TERM=xterm".to_owned());
@@ -133,14 +135,21 @@ pub fn build(inputs: &Inputs) -> Result<Value> {
         }
     }
 
-    let mounts = spec["mounts"].as_array_mut().context("spec has no mounts")?;
+    let mounts = spec["mounts"]
+        .as_array_mut()
+        .context("spec has no mounts")?;
     mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
         "options": ["nosuid", "noexec", "nodev", "relatime", if h.privileged { "rw" } else { "ro" }]}));
     if h.shm_size > 0 {
         for m in mounts.iter_mut() {
             if m["destination"] == "/dev/shm" {
-                m["options"] = json!(["nosuid", "noexec", "nodev", "mode=1777",
-                    format!("size={}", h.shm_size)]);
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "nodev",
+                    "mode=1777",
+                    format!("size={}", h.shm_size)
+                ]);
             }
         }
     }
@@ -152,16 +161,20 @@ pub fn build(inputs: &Inputs) -> Result<Value> {
         (inputs.dir.hostname(), "/etc/hostname"),
     ] {
         if file.exists() && !user_targets.contains(&target) {
-            mounts.push(json!({"destination": target, "type": "bind", "source": file,
-                "options": ["rbind", "rprivate"]}));
+            mounts.push(
+                json!({"destination": target, "type": "bind", "source": file,
+                "options": ["rbind", "rprivate"]}),
+            );
         }
     }
     for m in &inputs.mounts {
         mounts.push(mount_json(m));
     }
     if let Some(init) = &inputs.init {
-        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init,
-            "options": ["bind", "ro", "nosuid", "nodev"]}));
+        mounts.push(
+            json!({"destination": INIT_PATH, "type": "bind", "source": init,
+            "options": ["bind", "ro", "nosuid", "nodev"]}),
+        );
     }
 
     spec["linux"]["resources"] = resources::json(h)?;

@@ -72,7 +72,10 @@ pub fn json(h: &HostConfig) -> Result<Value> {
 /// docker's size syntax: `512`, `512b`, `64k`, `32m`, `1g` (binary units).
 pub fn parse_bytes(value: &str, flag: &str) -> Result<i64> {
     let v = value.trim().to_ascii_lowercase();
-    let (num, mult) = match v.char_indices().find(|(_, c)| !c.is_ascii_digit() && *c != '.') {
+    let (num, mult) = match v
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
+    {
         None => (v.as_str(), 1i64),
         Some((i, _)) => {
             let mult = match &v[i..] {
