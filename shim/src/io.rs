@@ -59,6 +59,8 @@ pub struct Io {
     stdin_cancel: Mutex<Option<OwnedFd>>,
     /// The pty master, for resizing.
     console: Mutex<Option<File>>,
+    /// A terminal's output target, opened before the process starts.
+    tty_out: Mutex<Option<Output>>,
     /// The output copiers.
     copiers: Copiers,
     /// Our readers of output FIFOs, held until the process is deleted: like
@@ -68,7 +70,8 @@ pub struct Io {
 
 impl Io {
     /// Sets up pipes and copiers for a process without a terminal; with a
-    /// terminal the runtime's stdio is /dev/null and `attach_console` follows.
+    /// terminal the runtime's stdio is /dev/null, the output target is opened
+    /// and `attach_console` follows.
     pub fn prepare(
         paths: &Paths,
         id: &str,
@@ -77,6 +80,12 @@ impl Io {
     ) -> Result<(ChildStdio, Io)> {
         let io = Io::default();
         if paths.terminal {
+            // Opened now, as without a terminal: the client's reader is then
+            // ready long before the process can end (ctr drops what its
+            // reader has not taken when it sees the exit).
+            if !paths.stdout.is_empty() {
+                *lock(&io.tty_out) = open_output_now(&paths.stdout)?;
+            }
             let child = ChildStdio {
                 stdin: Stdio::null(),
                 stdout: Stdio::null(),
@@ -124,7 +133,8 @@ impl Io {
     /// Relays the pty master the runtime sent: stdin FIFO to it, it to stdout.
     pub fn attach_console(&self, master: File, paths: &Paths) -> Result<()> {
         if !paths.stdout.is_empty() {
-            let opened = open_output_now(&paths.stdout)?;
+            // None: its reader did not come in time; the copier waits for it.
+            let opened = lock(&self.tty_out).take();
             self.copy_out(master.try_clone()?, paths.stdout.clone(), opened)?;
         }
         if !paths.stdin.is_empty() {
@@ -168,6 +178,7 @@ impl Io {
         self.wait_output(limit);
         lock(&self.kept).clear();
         self.copiers.forget_fifos();
+        lock(&self.tty_out).take();
         lock(&self.stdin_target).take();
         if let Some(cancel) = lock(&self.stdin_cancel).take() {
             let _ = nix::unistd::write(&cancel, b"x");
