@@ -583,6 +583,7 @@ pub mod client;
 pub mod containerd;
 pub mod image;
 pub mod podman;
+pub mod pty;
 pub mod registry;
 pub mod shim;
 
