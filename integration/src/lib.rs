@@ -584,6 +584,7 @@ pub mod containerd;
 pub mod cri;
 pub mod image;
 pub mod podman;
+pub mod pty;
 pub mod registry;
 pub mod shim;
 
