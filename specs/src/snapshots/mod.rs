@@ -105,7 +105,8 @@ pub struct Prepared {
 }
 
 /// Keeps gc away while alive (a shared hold of the area lock), e.g. from the snapshots a
-/// prepare returned until they are mounted or copied.
+/// prepare returned until they are mounted or copied. A process holding one must not
+/// call gc: it would wait for itself.
 #[derive(Debug)]
 pub struct SnapshotLease {
     _lock: Lock,
@@ -250,7 +251,8 @@ impl Snapshots {
     }
 
     /// [`Snapshots::gc`] with the keep set computed once gc holds the area, so an image
-    /// prepared just before is in it (e.g. `|| store_diff_ids(&store)`).
+    /// prepared just before is in it (e.g. `|| store_diff_ids(&store)`). `keep` must not
+    /// use this area (prepare, lease): gc holds it exclusively.
     pub fn gc_with(
         &self,
         keep: impl FnOnce() -> Result<HashSet<Digest>, SnapshotError>,
