@@ -294,6 +294,9 @@ fn owners_modes_times_and_xattrs_are_kept() -> anyhow::Result<()> {
     link.mtime = 2_000;
     let mut fifo = Entry::new(EntryType::Fifo, b"fifo");
     fifo.mode = 0o620;
+    let mut blank = Entry::new(EntryType::Regular, b"blank");
+    blank.uid = 99;
+    blank.blank_numbers = true;
     let mut null = Entry::new(EntryType::Char, b"null");
     null.mode = 0o666;
     null.device = (1, 3);
@@ -310,6 +313,7 @@ fn owners_modes_times_and_xattrs_are_kept() -> anyhow::Result<()> {
         .entry(&file)?
         .entry(&link)?
         .entry(&fifo)?
+        .entry(&blank)?
         .entry(&null)?;
     let tar = t.finish()?;
     let image = put_image(&a.store, "meta", &[(&tar, Compression::Zstd)])?;
@@ -344,6 +348,9 @@ fn owners_modes_times_and_xattrs_are_kept() -> anyhow::Result<()> {
     let m = fs::symlink_metadata(layer.join("fifo"))?;
     assert!(m.file_type().is_fifo());
     assert_eq!(m.mode() & 0o7777, 0o620);
+    // Empty numeric fields read as 0.
+    let m = fs::symlink_metadata(layer.join("blank"))?;
+    assert_eq!((m.uid(), m.gid(), m.mtime()), (0, 0, 0));
     let m = fs::symlink_metadata(layer.join("null"))?;
     assert!(m.file_type().is_char_device());
     assert_eq!(

@@ -293,18 +293,23 @@ impl At<'_> {
 
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, at: &At<'_>) -> Result<Meta, LayerError> {
     let h = entry.header();
-    let field = |what: &str, v: io::Result<u64>| -> Result<u32, LayerError> {
-        let v = v.map_err(|e| at.bad(format!("bad {what} in the header: {e}")))?;
+    let old = h.as_old();
+    let number = |what: &str, raw: &[u8], v: io::Result<u64>| -> Result<u64, LayerError> {
+        match v {
+            Ok(v) => Ok(v),
+            // An empty field is 0, as GNU tar and Go read it.
+            Err(_) if raw.iter().all(|b| matches!(b, 0 | b' ')) => Ok(0),
+            Err(e) => Err(at.bad(format!("bad {what} in the header: {e}"))),
+        }
+    };
+    let id = |what: &str, raw: &[u8], v: io::Result<u64>| -> Result<u32, LayerError> {
+        let v = number(what, raw, v)?;
         u32::try_from(v).map_err(|_| at.bad(format!("{what} {v} is out of range")))
     };
-    let uid = field("uid", h.uid())?;
-    let gid = field("gid", h.gid())?;
-    let mode = h
-        .mode()
-        .map_err(|e| at.bad(format!("bad mode in the header: {e}")))?;
-    let secs = h
-        .mtime()
-        .map_err(|e| at.bad(format!("bad mtime in the header: {e}")))?;
+    let uid = id("uid", &old.uid, h.uid())?;
+    let gid = id("gid", &old.gid, h.gid())?;
+    let mode = id("mode", &old.mode, h.mode().map(u64::from))?;
+    let secs = number("mtime", &old.mtime, h.mtime())?;
     let mut mtime = TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0);
     let mut xattrs = Vec::new();
     if let Some(records) = entry.pax_extensions().map_err(|e| at.read(e))? {

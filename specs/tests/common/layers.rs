@@ -21,6 +21,8 @@ pub struct Entry {
     pub gid: u64,
     pub mtime: u64,
     pub device: (u32, u32),
+    /// uid, gid and mtime fields left empty (NULs), as some tools write them.
+    pub blank_numbers: bool,
 }
 
 impl Entry {
@@ -39,6 +41,7 @@ impl Entry {
             gid: 0,
             mtime: 1_600_000_000,
             device: (0, 0),
+            blank_numbers: false,
         }
     }
 }
@@ -68,6 +71,12 @@ impl Tar {
         if matches!(e.kind, EntryType::Char | EntryType::Block) {
             h.set_device_major(e.device.0)?;
             h.set_device_minor(e.device.1)?;
+        }
+        if e.blank_numbers {
+            let old = h.as_old_mut();
+            old.uid = [0; 8];
+            old.gid = [0; 8];
+            old.mtime = [0; 12];
         }
         h.set_cksum();
         self.0.append(&h, e.data.as_slice())?;
