@@ -1,7 +1,8 @@
 //! Shared contracts between skiff's programs: the OCI image format (digests,
 //! descriptors, manifests, indexes, image configs), the local image store,
-//! OCI and Docker archives, and image config to runtime process (with the
-//! image's users resolved inside its rootfs).
+//! OCI and Docker archives, layer unpacking and the layer snapshot area that
+//! container root filesystems are overlays of, and image config to runtime
+//! process (with the image's users resolved inside its rootfs).
 
 pub mod archive;
 pub mod config;

@@ -178,3 +178,39 @@ fn on_own_cwd<T: Send>(
             .map_err(|_| failed("the mount thread panicked".to_owned()))?
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_escape_paths_and_keep_the_order() {
+        let lowers = [PathBuf::from("/s/top"), PathBuf::from("/s/a:b,c")];
+        let ro = overlay_options(&lowers, None, None);
+        assert_eq!(ro, r"lowerdir=/s/top:/s/a\:b\,c");
+        let rw = overlay_options(&lowers, Some(Path::new("/u")), Some(Path::new("/w")));
+        let index = if Path::new(INDEX_PARAMETER).exists() {
+            ",index=off"
+        } else {
+            ""
+        };
+        assert_eq!(
+            rw,
+            format!(r"lowerdir=/s/top:/s/a\:b\,c,upperdir=/u,workdir=/w{index}")
+        );
+    }
+
+    #[test]
+    fn half_writable_overlays_are_refused() {
+        let err = mount_overlay(
+            &[PathBuf::from("/nonexistent")],
+            Some(Path::new("/u")),
+            None,
+            Path::new("/nonexistent-target"),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("needs a work dir"), "{err}");
+    }
+}
