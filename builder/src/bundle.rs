@@ -2,21 +2,30 @@
 //! `skiff run --bundle DIR` or any runc-compatible runtime, like `umoci unpack`. The
 //! config takes the process from the image (entrypoint, cmd, env, user resolved in the
 //! image's own /etc files, workdir) and the default security profile.
+//!
+//! The layers come from the snapshot area (unpacked there once, shared with the engine's
+//! containers and later unpacks); the rootfs is a copy of their read-only overlay, so the
+//! bundle stands on its own and outlives the snapshots. The overlay is mounted in a
+//! private mount namespace of a thread, so it can never be left behind.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use skiff_specs::runtime_spec::{container_spec, SpecOptions};
+use skiff_specs::snapshots::{mount_overlay, Snapshots};
 use skiff_specs::{runtime_config, Image, Overrides, Store};
 
 use crate::error::{BuildError, Result};
-use crate::execute::{unpack_layer, CopyJob, Snapshot};
+use crate::execute::CopyJob;
+use crate::private_mount::in_private_mount_ns;
 use crate::workdir;
 
 /// What `unpack_bundle` makes.
 #[derive(Debug, Clone)]
 pub struct BundleRequest<'a> {
     pub store: &'a Path,
+    /// The snapshot area the layers are unpacked into (or found in).
+    pub snapshots: &'a Path,
     /// A name (`name` means `name:latest`) or a manifest digest.
     pub reference: &'a str,
     /// The bundle directory; must not exist or be empty.
@@ -65,21 +74,19 @@ fn prepare_dir(dir: &Path) -> Result<bool> {
 fn fill(req: &BundleRequest) -> Result<()> {
     let store = Store::open(req.store)?;
     let image = Image::load_host(&store, req.reference)?;
+    let snapshots = Snapshots::open(req.snapshots)?;
+    // Held until the copy is done: no gc takes the layers away meanwhile.
+    let _lease = snapshots.lease()?;
+    let lowers = snapshots.prepare(&store, &image.descriptor)?;
     let work = workdir::create(req.runtime)?;
-    let mut lowers = Vec::new();
-    for (i, layer) in image.manifest.layers.iter().enumerate() {
-        let dir = work.path().join(format!("layer-{i}"));
-        let reader = store.open_blob_verified(layer)?;
-        let what = format!("layer {}", layer.digest);
-        unpack_layer(reader, &layer.media_type, &dir, &what)?;
-        lowers.push(dir);
-    }
+    let merged = work.path().join("merged");
+    fs::create_dir(&merged).map_err(BuildError::io(&merged))?;
     let rootfs = req.dir.join("rootfs");
     fs::create_dir_all(&rootfs).map_err(BuildError::io(&rootfs))?;
-    {
-        let snap = Snapshot::mount(&work.path().join("merged"), &lowers)?;
-        CopyJob::whole_tree(&snap.merged, &rootfs).run("image unpack")?;
-    }
+    in_private_mount_ns(|| {
+        mount_overlay(&lowers, None, None, &merged)?;
+        CopyJob::whole_tree(&merged, &rootfs).run("image unpack")
+    })?;
     let runtime =
         runtime_config(&image.config, &rootfs, &req.overrides).map_err(|e| BuildError::Option {
             option: "image config",

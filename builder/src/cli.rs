@@ -134,8 +134,8 @@ pub struct RegistryArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Remove the build cache (cached step results, context stat caches, RUN cache mounts),
-    /// then the layer blobs no image in the store references, and report what was freed.
-    /// The blob sweep waits for running builds to finish.
+    /// then the layer blobs and layer snapshots no image in the store references, and
+    /// report what was freed. The blob sweep waits for running builds to finish.
     Prune(PruneArgs),
     /// Work with images in the store, and pull or push them.
     #[command(subcommand)]
@@ -183,8 +183,9 @@ pub struct LoginArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Make an OCI runtime bundle from an image: BUNDLE/rootfs (the image's layers applied
-    /// in order) and BUNDLE/config.json (the image's entrypoint, cmd, env, user and workdir,
+    /// Make an OCI runtime bundle from an image: BUNDLE/rootfs (a copy of the image's
+    /// layers applied in order, unpacked once into the snapshot area and reused from
+    /// there) and BUNDLE/config.json (the image's entrypoint, cmd, env, user and workdir,
     /// with Docker's default security profile: its capabilities, masked /proc paths and a
     /// seccomp filter). Run it with `skiff run --bundle BUNDLE ID`.
     Unpack(UnpackArgs),
@@ -194,7 +195,7 @@ pub enum ImageCommand {
     /// Give an image of the store another name.
     Tag(TagArgs),
     /// Remove names (or, given a digest, every name of that image) from the store; the
-    /// content goes at the next prune.
+    /// content goes at the next prune, the layer snapshots no image needs any more at once.
     #[command(visible_alias = "rm")]
     Remove(RemoveArgs),
     /// Show an image: its manifest descriptor, manifest and config, as JSON.
@@ -212,8 +213,37 @@ pub enum ImageCommand {
     /// Push an image of the store to a registry. The store also names it TARGET afterwards,
     /// so later pushes to that registry can mount its blobs instead of uploading them.
     Push(PushArgs),
-    /// Remove the images that have no name, then every blob no image uses.
-    Prune(StoreArgs),
+    /// Remove the images that have no name, then every blob and layer snapshot no image
+    /// uses.
+    Prune(ImagePruneArgs),
+}
+
+/// The snapshot area: each layer unpacked once, shared by `image unpack` and skiff's
+/// containers.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// The layer snapshot area [default: `snapshots` beside the store, so
+    /// /var/lib/skiff/snapshots for the default store]. Stores that share a parent
+    /// directory share it; pass --snapshots to keep them apart.
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
+}
+
+impl SnapshotArgs {
+    /// The area for the store at `store`.
+    pub fn root(&self, store: &std::path::Path) -> PathBuf {
+        self.snapshots
+            .clone()
+            .unwrap_or_else(|| skiff_specs::snapshots::beside_store(store))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +278,8 @@ pub struct RemoveArgs {
     pub images: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +350,9 @@ pub struct UnpackArgs {
     #[arg(long, value_name = "DIR", default_value = skiff_specs::store::DEFAULT_STORE_ROOT)]
     pub store: PathBuf,
 
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
+
     /// Set an environment variable over the image's (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -360,6 +395,8 @@ pub struct PruneArgs {
     /// The image store whose build cache to prune.
     #[arg(long, value_name = "DIR", default_value = skiff_specs::store::DEFAULT_STORE_ROOT)]
     pub store: PathBuf,
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,7 @@
 //! the blob's media type; the diff_id, the digest of the uncompressed tar, is the same
 //! either way.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use flate2::write::GzEncoder;
 use skiff_specs::media_type::Compression;
@@ -134,20 +134,6 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
-/// A reader of the uncompressed tar of a layer compressed with `compression`.
-pub fn decoder<'r>(
-    reader: impl Read + 'r,
-    compression: Compression,
-) -> io::Result<Box<dyn Read + 'r>> {
-    Ok(match compression {
-        Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
-            reader,
-        ))),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
-    })
-}
-
 /// The layer `layer` of the store as a gzip layer: itself when it is gzip already, else
 /// recompressed into a new blob (`docker load` reads only gzip and plain tar layers).
 pub fn gzip_layer(store: &Store, layer: &Descriptor) -> Result<Descriptor> {
@@ -162,7 +148,9 @@ pub fn gzip_layer(store: &Store, layer: &Descriptor) -> Result<Descriptor> {
     }
     let blob_path = store.blob_path(&layer.digest);
     let werr = |e: io::Error| BuildError::io(&blob_path)(e);
-    let mut input = decoder(store.open_blob_verified(layer)?, from).map_err(werr)?;
+    let mut input = from
+        .decompress(store.open_blob_verified(layer)?)
+        .map_err(werr)?;
     let gzip = LayerCompression::Gzip {
         level: GZIP_DEFAULT_LEVEL,
     };
@@ -180,6 +168,8 @@ pub fn gzip_layer(store: &Store, layer: &Descriptor) -> Result<Descriptor> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     #[test]
@@ -224,7 +214,9 @@ mod tests {
             let packed = enc.finish()?;
             assert_eq!(Compression::sniff(&packed), c.kind());
             let mut back = Vec::new();
-            decoder(packed.as_slice(), c.kind())?.read_to_end(&mut back)?;
+            c.kind()
+                .decompress(packed.as_slice())?
+                .read_to_end(&mut back)?;
             assert_eq!(back, data);
         }
         Ok(())

@@ -4,6 +4,9 @@ use std::io;
 use std::path::PathBuf;
 
 use skiff_specs::archive::ArchiveError;
+use skiff_specs::layer::LayerError;
+use skiff_specs::snapshots::SnapshotError;
+use skiff_specs::xattr::XattrError;
 use skiff_specs::StoreError;
 
 use crate::frontend::ParseError;
@@ -18,6 +21,12 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Xattr(#[from] XattrError),
     /// A bad command-line value: `option` is the flag, `reason` why.
     #[error("{option}: {reason}")]
     Option {

@@ -10,6 +10,7 @@ pub mod export;
 pub mod frontend;
 pub mod options;
 pub mod plan;
+mod private_mount;
 pub mod progress;
 pub mod prune;
 pub mod registry;

@@ -95,10 +95,12 @@ fn options(cli: Cli) -> Result<BuildOptions> {
 }
 
 fn prune(args: &PruneArgs) -> Result<()> {
-    let r = skiff_builder::prune::prune(&args.store).context("prune failed")?;
+    let snapshots = args.snapshots.root(&args.store);
+    let r = skiff_builder::prune::prune(&args.store, &snapshots).context("prune failed")?;
     println!(
         "removed {} cache entries, {} context stat caches, {} cache mounts ({} bytes); \
-         {} unreferenced blobs ({} bytes); {} partial downloads ({} bytes)",
+         {} unreferenced blobs ({} bytes); {} partial downloads ({} bytes); \
+         {} layer snapshots ({} bytes)",
         r.entries,
         r.stat_caches,
         r.cache_mounts,
@@ -106,7 +108,9 @@ fn prune(args: &PruneArgs) -> Result<()> {
         r.blobs,
         r.blob_bytes,
         r.partials,
-        r.partial_bytes
+        r.partial_bytes,
+        r.snapshots,
+        r.snapshot_bytes
     );
     Ok(())
 }
@@ -127,8 +131,10 @@ fn unpack(args: &UnpackArgs) -> Result<()> {
         working_dir: args.workdir.clone(),
     };
     let runtime = default_runtime();
+    let snapshots = args.snapshots.root(&args.store);
     let request = skiff_builder::bundle::BundleRequest {
         store: &args.store,
+        snapshots: &snapshots,
         reference: &args.image,
         dir: &args.bundle,
         overrides,

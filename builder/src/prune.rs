@@ -1,11 +1,13 @@
 //! `skiff-build prune`: drops the build cache (step entries, context stat caches, ADD <url>
 //! downloads, RUN cache mounts), then lets the store collect the layer blobs only the cache
-//! referenced, and removes the partial downloads of interrupted pulls.
+//! referenced, removes the partial downloads of interrupted pulls and the layer snapshots
+//! no image needs.
 
 use std::fs;
 use std::io;
 use std::path::Path;
 
+use skiff_specs::snapshots::{store_diff_ids, SnapshotGc, Snapshots};
 use skiff_specs::Store;
 
 use crate::error::{BuildError, Result};
@@ -24,12 +26,15 @@ pub struct PruneReport {
     /// Partial downloads of interrupted pulls.
     pub partials: usize,
     pub partial_bytes: u64,
+    /// Layer snapshots no image needs.
+    pub snapshots: usize,
+    pub snapshot_bytes: u64,
 }
 
-/// Prunes the build cache of the store at `store`. Holds the store's gc lock (via gc) only
-/// for the blob sweep: a build running meanwhile keeps its blobs (it holds a lease) and
-/// records its entries again.
-pub fn prune(store: &Path) -> Result<PruneReport> {
+/// Prunes the build cache of the store at `store`, and the snapshot area `snapshots`.
+/// Holds the store's gc lock (via gc) only for the blob sweep: a build running meanwhile
+/// keeps its blobs (it holds a lease) and records its entries again.
+pub fn prune(store: &Path, snapshots: &Path) -> Result<PruneReport> {
     let store = Store::open(store)?;
     let root = cache_root(store.root());
     let mut report = PruneReport::default();
@@ -55,7 +60,20 @@ pub fn prune(store: &Path) -> Result<PruneReport> {
     let (n, bytes) = skiff_specs::registry::remove_partials(&store)?;
     report.partials = n;
     report.partial_bytes = bytes;
+    let gc = prune_snapshots(&store, snapshots)?;
+    report.snapshots = gc.removed.len();
+    report.snapshot_bytes = gc.freed_bytes;
     Ok(report)
+}
+
+/// Removes the layer snapshots in `snapshots` that no image of `store` needs; pinned ones
+/// (the engine's containers) stay. An area that does not exist is not made.
+pub fn prune_snapshots(store: &Store, snapshots: &Path) -> Result<SnapshotGc> {
+    if !snapshots.is_dir() {
+        return Ok(SnapshotGc::default());
+    }
+    let area = Snapshots::open(snapshots)?;
+    Ok(area.gc_with(|| store_diff_ids(store))?)
 }
 
 /// Removes the entries of `dir` (temp files of killed builders too, not counted): how many

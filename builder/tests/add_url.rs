@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use anyhow::{bail, Context, Result};
-use skiff_builder::compress::decoder;
 use skiff_integration::bin;
 use skiff_specs::media_type::Compression;
 use skiff_specs::{Digest, Image, Store};
@@ -264,7 +263,7 @@ impl Fixture {
         for desc in &image.manifest.layers {
             let compression =
                 Compression::of_layer(&desc.media_type).context("not a layer media type")?;
-            let mut archive = tar::Archive::new(decoder(store.open_blob(desc)?, compression)?);
+            let mut archive = tar::Archive::new(compression.decompress(store.open_blob(desc)?)?);
             for e in archive.entries()? {
                 let mut e = e?;
                 let mut data = Vec::new();

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use skiff_builder::compress::decoder;
 use skiff_integration::{bin, default_spec};
 use skiff_specs::media_type::{Compression, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD};
 use skiff_specs::{Image, ImageConfig, Overrides, Store};
@@ -140,7 +139,7 @@ impl Fixture {
         let store = self.store()?;
         let compression =
             Compression::of_layer(&desc.media_type).context("not a layer media type")?;
-        let mut archive = tar::Archive::new(decoder(store.open_blob(desc)?, compression)?);
+        let mut archive = tar::Archive::new(compression.decompress(store.open_blob(desc)?)?);
         let mut out = Vec::new();
         for e in archive.entries()? {
             let mut e = e?;

@@ -267,17 +267,16 @@ disabled_plugins = [{cri_disabled}
     }
 
     /// `ctr ARGS` (one shell-quoted line) with a terminal, which ctr wants
-    /// for --tty: util-linux's script gives it one.
+    /// for --tty; all it wrote there is the output's stdout.
     pub fn ctr_with_tty(&self, args: &str) -> Result<Output> {
         let line = format!(
-            "ctr --address {} --namespace {} {args}",
+            "exec ctr --address {} --namespace {} {args}",
             self.socket.display(),
             self.namespace
         );
-        let mut cmd = Command::new("script");
-        cmd.args(["--quiet", "--return", "--command", &line, "/dev/null"])
-            .stdin(Stdio::null());
-        crate::output_within(cmd, Duration::from_secs(60))
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &line]);
+        crate::pty::output_on_pty(cmd, Duration::from_secs(60))
     }
 
     /// Fails with `what`, the command's status and output, skiff's calls and

@@ -585,6 +585,7 @@ pub mod cri;
 pub mod engine;
 pub mod image;
 pub mod podman;
+pub mod pty;
 pub mod registry;
 pub mod shim;
 

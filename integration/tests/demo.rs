@@ -134,3 +134,66 @@ fn unpack_of_a_missing_image_leaves_nothing() -> Result<()> {
     assert!(!bundle.exists(), "a half-made bundle was left behind");
     Ok(())
 }
+
+/// The snapshot directories (diff_id hex names) of the area beside the test's store.
+fn snapshot_names(tmp: &Path) -> Result<Vec<String>> {
+    let dir = tmp.join("snapshots/sha256");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        out.push(e?.file_name().to_string_lossy().into_owned());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `image unpack` unpacks layers into the snapshot area beside the store once and copies
+/// them into each bundle; `image rm` drops the snapshots no image needs any more.
+#[test]
+fn unpack_reuses_snapshots_and_image_rm_drops_them() -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+
+    let tmp = tempfile::tempdir()?;
+    let out = demo(tmp.path())?;
+    if !out.status.success() {
+        bail!("demo failed: {}", text(&out));
+    }
+    let all = snapshot_names(tmp.path())?;
+    assert!(all.len() >= 2, "{all:?}");
+    let inode = |name: &str| {
+        std::fs::metadata(tmp.path().join("snapshots/sha256").join(name).join("fs"))
+            .map(|m| m.ino())
+    };
+    let before: Vec<u64> = all.iter().map(|n| inode(n)).collect::<Result<_, _>>()?;
+    // A second unpack takes the same snapshots; the bundle is a copy of its own.
+    let ran = run_in_app(tmp.path(), &[], "echo second unpack ok")?;
+    assert!(text(&ran).contains("second unpack ok"), "{}", text(&ran));
+    assert_eq!(snapshot_names(tmp.path())?, all);
+    let after: Vec<u64> = all.iter().map(|n| inode(n)).collect::<Result<_, _>>()?;
+    assert_eq!(before, after, "snapshots were unpacked again");
+    assert!(tmp.path().join("bundle-0/rootfs/bin/busybox").is_file());
+
+    let rm = |image: &str| -> Result<String> {
+        let out = Command::new(bin("skiff-build"))
+            .args(["image", "rm", "--store"])
+            .arg(tmp.path().join("store"))
+            .arg(image)
+            .output()?;
+        if !out.status.success() {
+            bail!("image rm {image}: {}", text(&out));
+        }
+        Ok(text(&out))
+    };
+    // The base's layers stay while the base image is there.
+    let said = rm("skiff-demo/app")?;
+    assert!(said.contains("Removed "), "{said}");
+    let left = snapshot_names(tmp.path())?;
+    assert!(
+        !left.is_empty() && left.len() < all.len(),
+        "{left:?} of {all:?}"
+    );
+    rm("skiff-demo/busybox")?;
+    assert_eq!(snapshot_names(tmp.path())?, Vec::<String>::new());
+    // The bundles do not depend on them.
+    assert!(tmp.path().join("bundle-0/rootfs/bin/busybox").is_file());
+    Ok(())
+}

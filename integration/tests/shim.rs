@@ -1,7 +1,8 @@
 //! containerd 1.6 runs tasks through skiff's own shim, containerd-shim-skiff-v2
 //! (runtime io.containerd.skiff.v2): output, exit codes, exec with and without
 //! a tty, kill, pause/resume, metrics, ps, OOM events, a containerd restart,
-//! no shim left behind, many containers at once, CloseIO on an exec's stdin.
+//! no shim left behind, many containers at once, CloseIO on an exec's stdin,
+//! no output lost by short tty execs under load.
 
 use anyhow::{bail, Context, Result};
 use skiff_integration::client::Client;
@@ -580,5 +581,91 @@ fn close_io_ends_an_execs_stdin() -> Result<()> {
     drop((input, output, conn));
 
     c.remove_task("cio")?;
+    c.assert_clean_soon()
+}
+
+/// Busy loops on half the CPUs (at least one), for as long as it lives:
+/// killed when dropped, so also when the test fails half-way. Half: with
+/// every CPU busy the test would take minutes.
+struct CpuLoad(Vec<std::process::Child>);
+
+impl CpuLoad {
+    fn start() -> Result<Self> {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut load = Self(Vec::new());
+        for _ in 0..(cpus / 2).max(1) {
+            let child = std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .context("cannot start a busy loop")?;
+            load.0.push(child);
+        }
+        Ok(load)
+    }
+}
+
+impl Drop for CpuLoad {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Issue 9: an `exec -t` so short that it is gone before the shim's Start
+/// looks for its exit must still have its output passed on, and taken by
+/// ctr, before the exit shows (ctr drops what it has not read when it sees
+/// the exit). 2,000 of them under CPU load, a few at a time: every one
+/// prints its token.
+#[test]
+fn short_tty_execs_under_load_lose_no_output() -> Result<()> {
+    const EXECS: usize = 2000;
+    const AT_ONCE: usize = 4;
+    let c = ShimContainerd::start()?;
+    let image = c.import_busybox()?;
+    c.run_detached("racer", &[image, "racer", "sleep", "1000"])?;
+    let fifo = c.tmp.path().join("fifo");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let lost = std::sync::Mutex::new(Vec::new());
+    let started = std::time::Instant::now();
+    let load = CpuLoad::start()?;
+    std::thread::scope(|s| {
+        for _ in 0..AT_ONCE {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= EXECS {
+                    break;
+                }
+                let token = format!("token-{i}");
+                let out = c.ctr_with_tty(&format!(
+                    "task exec --tty --exec-id x{i} --fifo-dir {} racer echo {token}",
+                    fifo.display()
+                ));
+                let failure = match out {
+                    Ok(out) if out.status.success() && text(&out.stdout).contains(&token) => {
+                        continue
+                    }
+                    Ok(out) => format!("exec {i}: {}, output {:?}", out.status, text(&out.stdout)),
+                    Err(e) => format!("exec {i}: {e:#}"),
+                };
+                lost.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+            });
+        }
+    });
+    drop(load);
+    eprintln!("{EXECS} tty execs in {:?}", started.elapsed());
+    let lost = lost.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !lost.is_empty() {
+        bail!(
+            "{} of {EXECS} tty execs lost their output, e.g.:\n{}",
+            lost.len(),
+            lost.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+    c.remove_task("racer")?;
     c.assert_clean_soon()
 }

@@ -11,7 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,10 @@ use nix::unistd::pipe2;
 use tracing::warn;
 
 use crate::reaper::Reaper;
+
+mod output;
+
+use output::Copiers;
 
 /// Copy threads need little stack: their buffer is on the heap.
 const COPIER_STACK: usize = 64 * 1024;
@@ -55,8 +59,10 @@ pub struct Io {
     stdin_cancel: Mutex<Option<OwnedFd>>,
     /// The pty master, for resizing.
     console: Mutex<Option<File>>,
-    /// Output copiers still running.
-    running: Arc<(Mutex<usize>, Condvar)>,
+    /// A terminal's output target, opened before the process starts.
+    tty_out: Mutex<Option<Output>>,
+    /// The output copiers.
+    copiers: Copiers,
     /// Our readers of output FIFOs, held until the process is deleted: like
     /// containerd's own shim, so written output stays in the FIFO until then.
     kept: Arc<Mutex<Vec<File>>>,
@@ -64,7 +70,8 @@ pub struct Io {
 
 impl Io {
     /// Sets up pipes and copiers for a process without a terminal; with a
-    /// terminal the runtime's stdio is /dev/null and `attach_console` follows.
+    /// terminal the runtime's stdio is /dev/null, the output target is opened
+    /// and `attach_console` follows.
     pub fn prepare(
         paths: &Paths,
         id: &str,
@@ -73,6 +80,12 @@ impl Io {
     ) -> Result<(ChildStdio, Io)> {
         let io = Io::default();
         if paths.terminal {
+            // Opened now, as without a terminal: the client's reader is then
+            // ready long before the process can end (ctr drops what its
+            // reader has not taken when it sees the exit).
+            if !paths.stdout.is_empty() {
+                *lock(&io.tty_out) = open_output_now(&paths.stdout)?;
+            }
             let child = ChildStdio {
                 stdin: Stdio::null(),
                 stdout: Stdio::null(),
@@ -120,7 +133,8 @@ impl Io {
     /// Relays the pty master the runtime sent: stdin FIFO to it, it to stdout.
     pub fn attach_console(&self, master: File, paths: &Paths) -> Result<()> {
         if !paths.stdout.is_empty() {
-            let opened = open_output_now(&paths.stdout)?;
+            // None: its reader did not come in time; the copier waits for it.
+            let opened = lock(&self.tty_out).take();
             self.copy_out(master.try_clone()?, paths.stdout.clone(), opened)?;
         }
         if !paths.stdin.is_empty() {
@@ -163,6 +177,8 @@ impl Io {
     pub fn finish(&self, limit: Duration) {
         self.wait_output(limit);
         lock(&self.kept).clear();
+        self.copiers.forget_fifos();
+        lock(&self.tty_out).take();
         lock(&self.stdin_target).take();
         if let Some(cancel) = lock(&self.stdin_cancel).take() {
             let _ = nix::unistd::write(&cancel, b"x");
@@ -170,22 +186,17 @@ impl Io {
         lock(&self.console).take();
     }
 
-    /// Waits up to `limit` until the output copiers have passed on all the
-    /// process wrote (they end at end of file).
+    /// Waits up to `limit` until the output copiers reached end of file.
     pub fn wait_output(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let (count, cond) = &*self.running;
-        let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
-        while *n > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            n = cond
-                .wait_timeout(n, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.copiers.wait_ended(limit);
+    }
+
+    /// Waits up to `limit` until the output copiers have passed on all that
+    /// was written before the call (the process exited, so all it wrote),
+    /// also when a child it left behind keeps the output open, and the
+    /// client has read it from its FIFOs. False if the limit came first.
+    pub fn drain_output(&self, limit: Duration) -> bool {
+        self.copiers.drain(limit)
     }
 
     fn start_stdin(&self, path: &str) -> Result<()> {
@@ -204,16 +215,12 @@ impl Io {
     /// Copies `from` to `target` in a thread; `opened` is the target when it
     /// could be opened in time, else the thread opens it (and may wait).
     fn copy_out(&self, mut from: File, target: String, opened: Option<Output>) -> Result<()> {
-        let running = self.running.clone();
+        let mut copier = self.copiers.copier()?;
         let kept = self.kept.clone();
-        *running.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        let spawned = thread::Builder::new()
+        thread::Builder::new()
             .name("stdout".into())
             .stack_size(COPIER_STACK)
             .spawn(move || {
-                let mut buf = vec![0u8; BUF];
-                // Without a target the output is drained and dropped, so the
-                // process never blocks on a full pipe.
                 let (mut to, keep) = match opened.map_or_else(|| open_output(&target), Ok) {
                     Ok((to, keep)) => (Some(to), keep),
                     Err(e) => {
@@ -221,32 +228,16 @@ impl Io {
                         (None, None)
                     }
                 };
-                loop {
-                    match from.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if let Some(t) = to.as_mut() {
-                                if let Err(e) = t.write_all(&buf[..n]) {
-                                    warn!("output lost: {e}");
-                                    to = None;
-                                }
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        // EIO: the pty's last slave holder is gone.
-                        Err(_) => break,
-                    }
+                if let Some(k) = &keep {
+                    copier.watch_fifo(k);
                 }
+                copier.copy(&mut from, &mut to);
                 drop(to);
+                // Kept before the copier counts as ended, so Delete drops it.
                 lock(&kept).extend(keep);
-                let (count, cond) = &*running;
-                *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-                cond.notify_all();
-            });
-        if let Err(e) = spawned {
-            *self.running.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-            return Err(e).context("cannot start an output copier");
-        }
+                drop(copier);
+            })
+            .context("cannot start an output copier")?;
         Ok(())
     }
 }

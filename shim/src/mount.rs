@@ -1,13 +1,13 @@
 //! The rootfs mounts containerd passes with Create (an overlay, usually),
 //! mounted onto bundle/rootfs before the runtime runs and removed on delete.
 
+use std::ffi::OsStr;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use containerd_shim_protos::types::mount::Mount;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-
-mod overlay;
+use skiff_specs::snapshots::mount_overlay_data;
 
 /// The kernel copies at most a page of mount data (with its final NUL).
 const PAGE: usize = 4096;
@@ -44,35 +44,17 @@ fn mount_one(m: &Mount, target: &Path) -> Result<()> {
         flags
     };
     let failed = || format!("cannot mount {kind} {} on {}", m.source, target.display());
-    if data.len() < PAGE {
+    if kind == "overlay" {
+        // Many layers give options over a page; specs makes the lowerdirs short.
+        mount_overlay_data(target, first, OsStr::new(&data)).with_context(failed)?;
+    } else if data.len() < PAGE {
         let data = (!data.is_empty()).then_some(data.as_str());
         mount(Some(m.source.as_str()), target, fstype, first, data).with_context(failed)?;
     } else {
-        // Many layers: the lowerdirs, relative to the directory they share,
-        // may fit; the kernel resolves them against the caller's cwd.
-        let Some((dir, short)) = (kind == "overlay")
-            .then(|| overlay::shorten_lowerdirs(&data))
-            .flatten()
-            .filter(|(_, short)| short.len() < PAGE)
-        else {
-            bail!(
-                "rootfs mount {kind}: options are {} bytes, over a page",
-                data.len()
-            );
-        };
-        let target = std::path::absolute(target)
-            .with_context(|| format!("cannot resolve {}", target.display()))?;
-        overlay::in_dir(&dir, || {
-            mount(
-                Some(m.source.as_str()),
-                &target,
-                fstype,
-                first,
-                Some(short.as_str()),
-            )
-            .map_err(anyhow::Error::from)
-        })
-        .with_context(failed)?;
+        bail!(
+            "rootfs mount {kind}: options are {} bytes, over a page",
+            data.len()
+        );
     }
     // A read-only bind needs a remount.
     if kind == "bind" && flags.contains(MsFlags::MS_RDONLY) {

@@ -31,6 +31,9 @@ pub struct State {
     /// TaskStart/TaskExecStarted went out; an exit before that waits here.
     pub start_reported: bool,
     pub exit_pending: bool,
+    /// The pid was reaped; the exit is recorded once the output is passed
+    /// on. Meanwhile the pid may belong to another process.
+    pub reaped: bool,
 }
 
 pub struct Process {
@@ -57,6 +60,7 @@ impl Process {
                 since: 0,
                 start_reported: false,
                 exit_pending: false,
+                reaped: false,
             }),
             exited: Condvar::new(),
         }

@@ -57,14 +57,14 @@ pub fn run(flags: &Flags) -> Result<()> {
         Publisher::start(std::env::var("TTRPC_ADDRESS").ok(), flags.namespace.clone())
             .context("cannot start the event publisher")?,
     );
-    let service = Arc::new(Service::new(
+    let service = Service::new(
         flags.namespace.clone(),
         reaper.clone(),
         events,
         Box::new(|| {
             let _ = kill(getpid(), Signal::SIGUSR1);
         }),
-    ));
+    );
 
     let listener = listener(flags)?;
     let task: Arc<dyn Task + Send + Sync> = service.clone();

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -42,7 +42,8 @@ use crate::runtime::{CreateOpts, ExecOpts, Runtime};
 
 /// How long Delete waits for a process's output to drain.
 const DRAIN: Duration = Duration::from_secs(2);
-/// How long an exit waits for the process's output to be passed on.
+/// How long an exit waits at most for the process's output to be passed on
+/// (and read from FIFOs): only a client that stopped reading takes so long.
 const OUTPUT_WAIT: Duration = Duration::from_secs(1);
 
 type RpcResult<T> = ttrpc::Result<T>;
@@ -56,6 +57,8 @@ fn internal(e: anyhow::Error) -> ttrpc::Error {
 }
 
 pub struct Service {
+    /// Itself, for the threads that record exits.
+    me: Weak<Service>,
     namespace: String,
     reaper: Arc<Reaper>,
     events: Arc<Publisher>,
@@ -71,15 +74,16 @@ impl Service {
         reaper: Arc<Reaper>,
         events: Arc<Publisher>,
         shutdown: Box<dyn Fn() + Send + Sync>,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             namespace,
             reaper,
             events,
             containers: Mutex::new(HashMap::new()),
             shutdown,
             next_file: AtomicU64::new(0),
-        }
+        })
     }
 
     fn containers(&self) -> MutexGuard<'_, HashMap<String, Arc<Container>>> {
@@ -204,9 +208,10 @@ impl Task for Service {
     fn kill(&self, _: &TtrpcContext, req: KillRequest) -> RpcResult<Empty> {
         debug!(id = %req.id, exec = %req.exec_id, signal = req.signal, all = req.all, "kill");
         let (c, p) = self.process(&req.id, &req.exec_id)?;
+        // A reaped pid may be another process's already.
         let (pid, exited) = {
             let st = p.lock();
-            (st.pid, st.exit.is_some())
+            (st.pid, st.exit.is_some() || st.reaped)
         };
         if exited && !req.all {
             return Err(rpc_err(Code::NOT_FOUND, "process already finished"));
@@ -214,7 +219,8 @@ impl Task for Service {
         if req.exec_id.is_empty() {
             self.run(&c.runtime, c.runtime.kill(&c.id, req.signal, req.all), None)
                 .map_err(internal)?;
-        } else {
+        } else if !exited {
+            // (An exec that is gone has nothing to signal, also with --all.)
             if pid <= 0 {
                 return Err(rpc_err(
                     Code::FAILED_PRECONDITION,

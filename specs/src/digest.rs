@@ -295,6 +295,53 @@ impl<W: Write> Write for DigestWriter<W> {
     }
 }
 
+/// A reader that hashes everything read through it (a layer's compressed and
+/// uncompressed streams while they are unpacked).
+pub struct DigestReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R> fmt::Debug for DigestReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DigestReader")
+            .field("hasher", &self.hasher)
+            .finish()
+    }
+}
+
+impl<R: Read> DigestReader<R> {
+    pub fn new(inner: R, algorithm: Algorithm) -> Self {
+        DigestReader {
+            inner,
+            hasher: Hasher::new(algorithm),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
+
+    /// Returns the inner reader, the digest and the byte count of what was read.
+    pub fn finish(self) -> (R, Digest, u64) {
+        let len = self.hasher.len();
+        (self.inner, self.hasher.finish(), len)
+    }
+}
+
+impl<R: Read> Read for DigestReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// A reader that hashes everything read through it and, at end of input,
 /// fails with `InvalidData` if the content is not what was expected.
 pub struct VerifyingReader<R> {
@@ -451,6 +498,16 @@ mod tests {
         assert_eq!(inner, b"abc");
         assert_eq!(len, 3);
         assert_eq!(digest, Digest::sha256_of(b"abc"));
+        Ok(())
+    }
+
+    #[test]
+    fn reader_hashes_what_passes() -> anyhow::Result<()> {
+        let mut r = DigestReader::new(&b"abcdef"[..], Algorithm::Sha256);
+        let mut first = [0u8; 3];
+        r.read_exact(&mut first)?;
+        let (_, digest, len) = r.finish();
+        assert_eq!((digest, len), (Digest::sha256_of(b"abc"), 3));
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Shared contracts between skiff's programs: the OCI image format (digests,
 //! descriptors, manifests, indexes, image configs), the local image store,
-//! OCI and Docker archives, and image config to runtime process (with the
-//! image's users resolved inside its rootfs).
+//! OCI and Docker archives, layer unpacking and the layer snapshot area that
+//! container root filesystems are overlays of, and image config to runtime
+//! process (with the image's users resolved inside its rootfs).
 
 pub mod archive;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod image;
 pub mod index;
 pub mod jsonlog;
+pub mod layer;
 pub mod manifest;
 pub mod media_type;
 pub mod monitor;
@@ -21,12 +23,16 @@ pub mod rootfs;
 pub mod runtime_config;
 pub mod runtime_spec;
 pub mod security;
+pub mod snapshots;
 pub mod store;
 pub mod user;
+pub mod xattr;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform};
-pub use digest::{Algorithm, Digest, DigestError, DigestWriter, Hasher, VerifyingReader};
+pub use digest::{
+    Algorithm, Digest, DigestError, DigestReader, DigestWriter, Hasher, VerifyingReader,
+};
 pub use image::Image;
 pub use index::ImageIndex;
 pub use manifest::ImageManifest;

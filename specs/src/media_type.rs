@@ -1,5 +1,7 @@
 //! Media types of OCI and Docker schema2 images, and what each one is.
 
+use std::io::{self, Read};
+
 pub const OCI_LAYOUT_VERSION: &str = "1.0.0";
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -76,6 +78,18 @@ impl Compression {
         }
     }
 
+    /// A reader of the uncompressed stream of `reader`. gzip and zstd read every member or
+    /// frame to the end of the input, as layer digests cover all of it.
+    pub fn decompress<'r>(self, reader: impl Read + 'r) -> io::Result<Box<dyn Read + 'r>> {
+        Ok(match self {
+            Compression::None => Box::new(reader),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
+                reader,
+            ))),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
+        })
+    }
+
     /// The OCI layer media type for this compression.
     pub fn oci_layer_media_type(self) -> &'static str {
         match self {
@@ -104,5 +118,28 @@ mod tests {
             Compression::Zstd
         );
         assert_eq!(Compression::sniff(b"bin/\0\0"), Compression::None);
+    }
+
+    #[test]
+    fn decompresses_all_members() -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut gz = Vec::new();
+        for part in [&b"one "[..], b"two"] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part)?;
+            gz.extend(e.finish()?);
+        }
+        let mut out = String::new();
+        Compression::Gzip
+            .decompress(gz.as_slice())?
+            .read_to_string(&mut out)?;
+        assert_eq!(out, "one two");
+        let z = zstd::encode_all(&b"zstd"[..], 1)?;
+        let mut out = String::new();
+        Compression::Zstd
+            .decompress(z.as_slice())?
+            .read_to_string(&mut out)?;
+        assert_eq!(out, "zstd");
+        Ok(())
     }
 }

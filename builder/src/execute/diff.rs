@@ -10,10 +10,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use skiff_specs::store::BlobWriter;
+use skiff_specs::xattr::list_xattrs;
 use skiff_specs::{Algorithm, Descriptor, Digest, DigestWriter, Store};
 use tar::{EntryType, Header};
 
-use super::xattr::list_xattrs;
 use crate::compress::LayerCompression;
 use crate::error::{BuildError, Result};
 

@@ -22,9 +22,7 @@ mod resolve;
 mod run;
 mod snapshot;
 mod stat_cache;
-mod unpack;
 mod url_cache;
-mod xattr;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -49,7 +47,6 @@ pub use cache::cache_root;
 pub use copy::{CopyJob, CopySource};
 pub use resolve::resolve_in;
 pub use snapshot::Snapshot;
-pub use unpack::unpack_layer;
 
 /// The shell for shell-form commands when no SHELL instruction set one.
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
@@ -450,11 +447,12 @@ impl<'a> Executor<'a> {
                 continue;
             }
             let partial = PathBuf::from(format!("{}-partial", l.dir.display()));
-            let reader = self.store.open_blob(&l.blob)?;
-            let what = format!("layer {}", l.blob.digest);
-            if let Err(e) = unpack::unpack_layer(reader, &l.blob.media_type, &partial, &what) {
+            std::fs::create_dir_all(&partial).map_err(BuildError::io(&partial))?;
+            let unpacked =
+                skiff_specs::layer::unpack_stored_layer(self.store, &l.blob, &l.diff_id, &partial);
+            if let Err(e) = unpacked {
                 let _ = std::fs::remove_dir_all(&partial);
-                return Err(e);
+                return Err(e.into());
             }
             std::fs::rename(&partial, &l.dir).map_err(BuildError::io(&l.dir))?;
         }

@@ -5,7 +5,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
+use skiff_specs::snapshots::mount_overlay;
 
 use crate::error::{BuildError, Result};
 
@@ -27,33 +28,13 @@ impl Snapshot {
         for d in [&upper, &work, &merged, &empty] {
             fs::create_dir_all(d).map_err(BuildError::io(d))?;
         }
-        let lowerdir = if lowers.is_empty() {
-            // overlayfs wants at least one lower layer.
-            empty.display().to_string()
+        // overlayfs wants at least one lower layer, top first.
+        let lowers: Vec<PathBuf> = if lowers.is_empty() {
+            vec![empty]
         } else {
-            lowers
-                .iter()
-                .rev()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
+            lowers.iter().rev().cloned().collect()
         };
-        let options = format!(
-            "lowerdir={lowerdir},upperdir={},workdir={}",
-            upper.display(),
-            work.display()
-        );
-        mount(
-            Some("overlay"),
-            &merged,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(options.as_str()),
-        )
-        .map_err(|e| BuildError::Io {
-            path: merged.clone(),
-            source: std::io::Error::other(format!("mounting overlayfs ({options}): {e}")),
-        })?;
+        mount_overlay(&lowers, Some(&upper), Some(&work), &merged)?;
         Ok(Snapshot {
             merged,
             upper,

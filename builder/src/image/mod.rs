@@ -23,7 +23,11 @@ pub fn run(command: ImageCommand) -> Result<()> {
         ImageCommand::Unpack(_) => unreachable_unpack(),
         ImageCommand::List(args) => list::run(&open(&args)?),
         ImageCommand::Tag(args) => tag::run(&open(&args.store)?, &args.source, &args.target),
-        ImageCommand::Remove(args) => remove::run(&open(&args.store)?, &args.images),
+        ImageCommand::Remove(args) => remove::run(
+            &open(&args.store)?,
+            &args.images,
+            &args.snapshots.root(&args.store.store),
+        ),
         ImageCommand::Inspect(args) => inspect::run(&open(&args.store)?, &args.image),
         ImageCommand::History(args) => history::run(&open(&args.store)?, &args.image),
         ImageCommand::Save(args) => save::run(&open(&args.store)?, &args),
@@ -39,7 +43,9 @@ pub fn run(command: ImageCommand) -> Result<()> {
             &args.image,
             args.target.as_deref(),
         ),
-        ImageCommand::Prune(args) => prune::run(&open(&args)?),
+        ImageCommand::Prune(args) => {
+            prune::run(&open(&args.store)?, &args.snapshots.root(&args.store.store))
+        }
     }
 }
 

@@ -39,7 +39,7 @@ impl Service {
         // An exit that came before the pid was recorded.
         let since = init.lock().since;
         if let Some(e) = self.reaper.take(pid, since) {
-            self.exited(&c, &init, e.status, e.at);
+            self.exit_after_output(&c, &init, e.status, e.at);
         }
         self.events.publish(
             TASK_CREATE_EVENT_TOPIC,
@@ -126,7 +126,7 @@ impl Service {
     }
 
     /// Starts an exec added by the Exec RPC: `runtime exec --detach`.
-    pub(super) fn start_exec(&self, c: &Container, p: &Process) -> anyhow::Result<i32> {
+    pub(super) fn start_exec(&self, c: &Arc<Container>, p: &Arc<Process>) -> anyhow::Result<i32> {
         let spec = {
             let st = p.lock();
             if st.status != Status::Created || st.exit.is_some() {
@@ -161,6 +161,8 @@ impl Service {
         let pid = match pid {
             Ok(pid) => pid,
             Err(e) => {
+                // What the runtime wrote goes out before the exit shows.
+                io.drain_output(OUTPUT_WAIT);
                 io.finish(Duration::ZERO);
                 p.set_io(io);
                 let mut st = p.lock();
@@ -192,8 +194,9 @@ impl Service {
                 },
             )
         });
+        // Gone already (on_exit could not match it without its pid).
         if let Some(e) = self.reaper.take(pid, since) {
-            self.exited(c, p, e.status, e.at);
+            self.exit_after_output(c, p, e.status, e.at);
         }
         Ok(pid)
     }

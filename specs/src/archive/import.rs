@@ -481,7 +481,13 @@ fn open_archive(store: &Store, path: &Path) -> Result<TarIndex, ArchiveError> {
                     path: store.root().to_owned(),
                     source,
                 })?;
-            let mut decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+            let mut decoder =
+                Compression::Gzip
+                    .decompress(file)
+                    .map_err(|source| ArchiveError::Tar {
+                        path: path.to_owned(),
+                        source,
+                    })?;
             io::copy(&mut decoder, &mut plain).map_err(|source| ArchiveError::Tar {
                 path: path.to_owned(),
                 source,
@@ -511,13 +517,12 @@ fn check_compressed_diff_id(
             if zstd { "zstd" } else { "gzip" }
         ),
     };
-    let mut decoder: Box<dyn Read + '_> = if zstd {
-        Box::new(zstd::stream::read::Decoder::new(reader).map_err(bad)?)
+    let compression = if zstd {
+        Compression::Zstd
     } else {
-        Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
-            reader,
-        )))
+        Compression::Gzip
     };
+    let mut decoder = compression.decompress(reader).map_err(bad)?;
     let mut hasher = DigestWriter::new(io::sink(), diff_id.algorithm());
     io::copy(&mut decoder, &mut hasher).map_err(bad)?;
     let (_, actual, _) = hasher.finish();

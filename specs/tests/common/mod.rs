@@ -93,3 +93,5 @@ pub fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     encoder.write_all(bytes)?;
     Ok(encoder.finish()?)
 }
+
+pub mod layers;
