@@ -74,11 +74,17 @@ pub fn create(
         MonitorState::default()
             .write(&dir.state())
             .context("cannot write the container's state")?;
+        // Pinned: skiff-build's image rm/prune never drops a container's layers.
+        let snapshots = crate::snapshots::open(engine)?;
+        snapshots.pin(&id, &image.config.rootfs.diff_ids)?;
         // Unpack the layers now, so start is quick and a bad image fails here.
-        crate::snapshots::open(engine)?.prepare(&store, &c.manifest)?;
+        snapshots.prepare(&store, &c.manifest)?;
         engine.containers.save(&c)
     })();
     if let Err(e) = made {
+        if let Ok(s) = crate::snapshots::open(engine) {
+            let _ = s.unpin(&id);
+        }
         let _ = engine.containers.remove(&id);
         return Err(e);
     }

@@ -48,6 +48,7 @@ pub fn remove(engine: &Engine, c: &mut Container, force: bool, volumes: bool) ->
         }
     }
     engine.containers.remove(&c.id)?;
+    crate::snapshots::open(engine)?.unpin(&c.id)?;
     lock::remove(&engine.layout.locks(), &c.id);
     Ok(())
 }
