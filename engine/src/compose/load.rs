@@ -194,6 +194,8 @@ pub(crate) struct Loader {
     pub(crate) layers: Vec<Layer>,
     texts: BTreeMap<PathBuf, String>,
     raw: BTreeMap<FileKey, Rc<Mapping>>,
+    /// `-f` files as the user wrote them, for messages.
+    given: BTreeMap<PathBuf, String>,
     pub(crate) resolved: BTreeMap<(FileKey, String), Mapping>,
 }
 
@@ -206,6 +208,7 @@ impl Loader {
             layers: Vec::new(),
             texts: BTreeMap::new(),
             raw: BTreeMap::new(),
+            given: BTreeMap::new(),
             resolved: BTreeMap::new(),
         }
     }
@@ -216,9 +219,12 @@ impl Loader {
         }
     }
 
-    /// A file as the user knows it: relative to the working directory when
-    /// inside it, else absolute.
+    /// A file as the user knows it: as written with `-f`, else relative to
+    /// the working directory when inside it, else absolute.
     pub(crate) fn display(&self, path: &Path) -> String {
+        if let Some(given) = self.given.get(path) {
+            return given.clone();
+        }
         match path.strip_prefix(&self.cwd) {
             Ok(rel) if !rel.as_os_str().is_empty() => rel.to_string_lossy().into_owned(),
             _ => path.to_string_lossy().into_owned(),
@@ -259,6 +265,9 @@ impl Loader {
                     f.display()
                 )));
             }
+            self.given
+                .entry(abs.clone())
+                .or_insert_with(|| f.to_string_lossy().into_owned());
             out.push(abs);
         }
         Ok(out)

@@ -16,10 +16,11 @@
 
 use serde_yaml::{Mapping, Value};
 
-use super::yaml::{merge_tag, scalar_string, OVERRIDE, RESET};
+use super::yaml::{merge_tag, scalar_string, strip_merge_tags, OVERRIDE, RESET};
 
 /// Merges a whole file over the files before it.
 pub(crate) fn documents(base: &mut Mapping, over: Mapping) {
+    settle_tags(base);
     for (key, value) in over {
         let name = key.as_str().unwrap_or_default().to_owned();
         if tag_applied(base, &key, &value) {
@@ -68,6 +69,16 @@ pub(crate) fn documents(base: &mut Mapping, over: Mapping) {
     }
 }
 
+/// The side merged into has nothing under it: its own `!reset` values go,
+/// `!override` values stay as they are.
+fn settle_tags(base: &mut Mapping) {
+    let mut v = Value::Mapping(std::mem::take(base));
+    strip_merge_tags(&mut v);
+    if let Value::Mapping(m) = v {
+        *base = m;
+    }
+}
+
 /// Handles `!reset` (remove) and `!override` (replace) for one entry; true
 /// when the entry is done.
 fn tag_applied(base: &mut Mapping, key: &Value, value: &Value) -> bool {
@@ -87,6 +98,7 @@ fn tag_applied(base: &mut Mapping, key: &Value, value: &Value) -> bool {
 /// Merges one service definition over another (files, or `extends`, where
 /// the extending service is `over`).
 pub(crate) fn service(base: &mut Mapping, over: Mapping) {
+    settle_tags(base);
     for (key, value) in over {
         if tag_applied(base, &key, &value) {
             continue;
@@ -319,6 +331,19 @@ mod tests {
         let ports = base["services"]["web"]["ports"].as_sequence().expect("seq");
         assert_eq!(ports.len(), 1);
         assert_eq!(ports[0]["target"], 443);
+    }
+
+    #[test]
+    fn tags_of_the_first_file_settle() {
+        let mut base =
+            doc("services:\n  web:\n    ports: !override [{target: 80}]\n    dns: !reset [x]\n");
+        documents(
+            &mut base,
+            doc("services:\n  web:\n    ports: [{target: 443}]\n    dns: [y]\n"),
+        );
+        let web = &base["services"]["web"];
+        assert_eq!(web["ports"].as_sequence().map(Vec::len), Some(2));
+        assert_eq!(web["dns"], serde_yaml::from_str::<Value>("[y]").expect("y"));
     }
 
     #[test]

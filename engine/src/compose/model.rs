@@ -71,7 +71,10 @@ pub struct Service {
     pub tmpfs: Vec<String>,
     /// By the network's key in the project; `default` when none is declared
     /// and there is no `network_mode`.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        serialize_with = "serialize_service_networks",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub networks: BTreeMap<String, ServiceNetwork>,
     /// host, none, bridge, service:NAME, container:NAME.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -466,4 +469,16 @@ fn serialize_extra_hosts<S: Serializer>(hosts: &[String], s: S) -> Result<S::Ok,
         Some((host, ip)) => format!("{host}={ip}"),
         None => h.clone(),
     }))
+}
+
+/// A network joined without settings is written `name: null`, as compose does.
+fn serialize_service_networks<S: Serializer>(
+    networks: &BTreeMap<String, ServiceNetwork>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        networks
+            .iter()
+            .map(|(k, n)| (k, (*n != ServiceNetwork::default()).then_some(n))),
+    )
 }

@@ -231,16 +231,17 @@ fn build(r: &mut Reader, v: &Value, path: &str, base: &Base) -> Result<Value> {
             ))
         }
     };
-    let context = match m.get("context") {
-        Some(c) if !c.is_null() => r.string(c, &join(path, "context"))?,
-        _ => ".".to_owned(),
-    };
-    let context = if paths::is_remote_context(&context) {
-        context
-    } else {
-        paths::resolve(&context, base.dir, base.home)
-    };
-    m.insert("context".into(), Value::String(context));
+    // A missing context stays missing, so that merging does not replace the
+    // earlier file's (or extended service's) context with a default.
+    if let Some(c) = m.get("context").filter(|c| !c.is_null()) {
+        let context = r.string(c, &join(path, "context"))?;
+        let context = if paths::is_remote_context(&context) {
+            context
+        } else {
+            paths::resolve(&context, base.dir, base.home)
+        };
+        m.insert("context".into(), Value::String(context));
+    }
     field(&mut m, "args", |a| {
         key_values(r, a, &join(path, "args"), true)
     })?;

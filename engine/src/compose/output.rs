@@ -1,61 +1,55 @@
 //! `compose config`: the resolved project as YAML, like `docker compose
-//! config` prints it (`name`, then `services`, `networks`, `volumes`,
-//! `secrets`, `configs`, everything in long syntax with absolute paths).
-//! Literal `$` are written `$$`, so that loading the output again gives the
-//! same model.
+//! config` prints it (`name`, then `services` in file order, `networks`,
+//! `volumes`, `secrets`, `configs`, everything in long syntax with absolute
+//! paths). Literal `$` are written `$$`, so that loading the output again
+//! gives the same model.
 
+use std::collections::BTreeMap;
+
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
 use super::model::{Project, Service};
 
 pub(crate) fn to_yaml(project: &Project) -> String {
-    let mut top = Mapping::new();
-    top.insert("name".into(), project.name.clone().into());
-    let mut services = Mapping::new();
-    for s in &project.services {
-        services.insert(s.name.clone().into(), service_value(s));
-    }
-    top.insert("services".into(), Value::Mapping(services));
-    section(&mut top, "networks", &project.networks);
-    section(&mut top, "volumes", &project.volumes);
-    section(&mut top, "secrets", &project.secrets);
-    section(&mut top, "configs", &project.configs);
-    let mut value = Value::Mapping(top);
+    let mut value = serde_yaml::to_value(project).unwrap_or(Value::Null);
     escape_dollars(&mut value);
     serde_yaml::to_string(&value).unwrap_or_default()
 }
 
-fn service_value(s: &Service) -> Value {
-    let mut v = to_value(s);
-    // A network joined without settings is written `name: null`, as compose does.
-    if let Some(Value::Mapping(nets)) = v.get_mut("networks") {
-        for net in nets.values_mut() {
-            if net.as_mapping().is_some_and(Mapping::is_empty) {
-                *net = Value::Null;
-            }
-        }
+/// The project in compose's own shape (what `config` prints).
+impl Serialize for Project {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("services", &Services(&self.services))?;
+        entry(&mut m, "networks", &self.networks)?;
+        entry(&mut m, "volumes", &self.volumes)?;
+        entry(&mut m, "secrets", &self.secrets)?;
+        entry(&mut m, "configs", &self.configs)?;
+        m.end()
     }
-    v
 }
 
-fn section<T: Serialize>(
-    top: &mut Mapping,
+fn entry<M: SerializeMap, T: Serialize>(
+    m: &mut M,
     name: &str,
-    defs: &std::collections::BTreeMap<String, T>,
-) {
+    defs: &BTreeMap<String, T>,
+) -> Result<(), M::Error> {
     if defs.is_empty() {
-        return;
+        return Ok(());
     }
-    let mut m = Mapping::new();
-    for (k, d) in defs {
-        m.insert(k.clone().into(), to_value(d));
-    }
-    top.insert(name.into(), Value::Mapping(m));
+    m.serialize_entry(name, defs)
 }
 
-fn to_value<T: Serialize>(v: &T) -> Value {
-    serde_yaml::to_value(v).unwrap_or(Value::Null)
+/// Services by name, in file order.
+struct Services<'a>(&'a [Service]);
+
+impl Serialize for Services<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|svc| (&svc.name, svc)))
+    }
 }
 
 fn escape_dollars(v: &mut Value) {

@@ -468,9 +468,11 @@ fn memswap(r: &Reader, f: &Fields) -> Result<Option<i64>> {
 
 fn build(r: &mut Reader, v: &Value, path: &str, ctx: &Context) -> Result<Build> {
     let f = r.fields(v, path, &BUILD)?;
-    let context = r
-        .opt_string(&f, "context")?
-        .unwrap_or_else(|| ".".to_owned());
+    // Without a context the build runs in the project directory.
+    let context = match r.opt_string(&f, "context")? {
+        Some(c) => c,
+        None => ctx.project_dir.to_string_lossy().into_owned(),
+    };
     let b = Build {
         context,
         dockerfile: r.opt_string(&f, "dockerfile")?,

@@ -380,11 +380,11 @@ fn interpolation_forms_and_dotenv() {
 #[test]
 fn env_file_option_replaces_dotenv() {
     let mut o = opts("interpolation", &[("SET", "value")]);
-    let extra = std::env::temp_dir().join(format!("compose-test-{}.env", std::process::id()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = dir.path().join("extra.env");
     std::fs::write(&extra, "QUOTED='from --env-file'\nREPLICAS=5\n").expect("write");
-    o.env_files = vec![extra.clone()];
+    o.env_files = vec![extra];
     let p = load_ok(&o);
-    let _ = std::fs::remove_file(&extra);
     let env = env_of(svc(&p, "probe"));
     assert_eq!(env["FROM_DOTENV"], some("from --env-file"));
     // .env is not read when --env-file is given (docker compose's rule).
@@ -670,14 +670,12 @@ fn invalid_files_name_file_service_and_field() {
 
 #[test]
 fn no_compose_file_found() {
-    let dir = std::env::temp_dir().join(format!("compose-none-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = tempfile::tempdir().expect("tempdir");
     let o = LoadOptions {
-        cwd: Some(dir.clone()),
+        cwd: Some(dir.path().to_path_buf()),
         ..LoadOptions::default()
     };
     let err = load(&o).expect_err("must fail").to_string();
-    let _ = std::fs::remove_dir(&dir);
     assert!(err.starts_with("no configuration file provided"), "{err}");
 }
 
@@ -903,6 +901,12 @@ fn small_semantics() {
         err.contains("services.a.build.ssh: \"ssh\" is not supported by skiffctl"),
         "{err}"
     );
+    // A build without a context builds the project directory.
+    let proj = p("services:\n  a:\n    build: {dockerfile: Containerfile}\n").expect("ok");
+    assert_eq!(
+        proj.services[0].build.as_ref().map(|b| b.context.clone()),
+        Some(proj.working_dir.display().to_string())
+    );
     // entrypoint: '' clears the image's.
     let proj =
         p("services:\n  a:\n    image: x\n    entrypoint: ''\n    command: []\n").expect("ok");
@@ -933,4 +937,56 @@ fn home_and_relative_paths() {
     assert_eq!(logs.source.as_deref(), Some("/elsewhere/logs"));
     assert_eq!(p.working_dir, Path::new("/elsewhere"));
     assert_eq!(p.name, "elsewhere");
+}
+
+#[test]
+fn errors_in_an_override_file_name_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  web:\n    image: nginx\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("override.yaml"),
+        "services:\n  web:\n    imagee: typo\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("bad-port.yaml"),
+        "services:\n  web:\n    ports: [\"1:2:3:4\"]\n",
+    )
+    .expect("write");
+    let mut o = opts("basic", &[]);
+    o.cwd = Some(dir.path().to_path_buf());
+    o.project_name = Some("t".into());
+    o.files = vec![
+        PathBuf::from("compose.yaml"),
+        PathBuf::from("override.yaml"),
+    ];
+    assert_eq!(
+        load(&o).expect_err("must fail").to_string(),
+        "override.yaml: services.web.imagee: unknown field \"imagee\""
+    );
+    o.files = vec![
+        PathBuf::from("compose.yaml"),
+        PathBuf::from("bad-port.yaml"),
+    ];
+    assert_eq!(
+        load(&o).expect_err("must fail").to_string(),
+        "bad-port.yaml: services.web.ports[0]: invalid port \"1:2:3:4\""
+    );
+}
+
+#[test]
+fn project_serialises_like_config() {
+    let p = load_ok(&opts("anchors", &[]));
+    let json = serde_json::to_value(&p).expect("json");
+    assert_eq!(json["name"], "anchors");
+    assert_eq!(json["services"]["api"]["environment"]["LOG_LEVEL"], "debug");
+    assert_eq!(
+        json["services"]["api"]["networks"]["default"],
+        serde_json::Value::Null
+    );
+    assert_eq!(json["networks"]["default"]["name"], "anchors_default");
 }
