@@ -1,6 +1,6 @@
 //! `load`: from the command line's options to a [`Project`]. Finds the
 //! compose files (as docker compose v2: `compose.yaml`, `compose.yml`,
-//! `docker-compose.yaml`, `docker-compose.yml` in the working directory or
+//! `docker-compose.yml`, `docker-compose.yaml` in the working directory or
 //! the nearest parent that has one, plus a `compose.override.*` beside it),
 //! builds the interpolation environment (the shell over `.env` or the
 //! `--env-file`s), reads every file, merges them and hands the result to
@@ -44,27 +44,31 @@ pub struct LoadOptions {
     pub cwd: Option<PathBuf>,
 }
 
+// docker compose v2's names, in its order of preference.
 const FILE_NAMES: [&str; 4] = [
     "compose.yaml",
     "compose.yml",
-    "docker-compose.yaml",
     "docker-compose.yml",
+    "docker-compose.yaml",
 ];
 const OVERRIDE_NAMES: [&str; 4] = [
-    "compose.override.yaml",
     "compose.override.yml",
-    "docker-compose.override.yaml",
+    "compose.override.yaml",
     "docker-compose.override.yml",
+    "docker-compose.override.yaml",
 ];
 const STDIN: &str = "-";
 
 /// Loads, merges, resolves and checks a compose project.
 pub fn load(opts: &LoadOptions) -> std::result::Result<Project, ComposeError> {
     let cwd = match &opts.cwd {
-        Some(d) => d.clone(),
-        None => std::env::current_dir().map_err(|e| {
-            ComposeError::Project(format!("cannot read the working directory: {e}"))
-        })?,
+        Some(d) if d.is_absolute() => d.clone(),
+        given => {
+            let here = std::env::current_dir().map_err(|e| {
+                ComposeError::Project(format!("cannot read the working directory: {e}"))
+            })?;
+            given.as_ref().map_or(here.clone(), |d| here.join(d))
+        }
     };
     let home = opts
         .environment
