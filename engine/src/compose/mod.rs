@@ -38,12 +38,17 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
-pub use error::ComposeError;
-pub use hash::config_hash;
-pub use load::{load, LoadOptions};
-pub use model::{
-    Build, BuildSecret, ConfigDef, Dependency, DependencyCondition, Healthcheck, Ipam, IpamPool,
-    Logging, NetworkDef, Port, Project, SecretDef, Service, ServiceFile, ServiceNetwork,
-    ServiceVolume, Ulimit, VolumeBind, VolumeDef, VolumeOptions, VolumeTmpfs,
+// The model's public surface; the engine names only the types it needs, so
+// a re-export it does not use yet is not a warning.
+#[allow(unused_imports)]
+pub use self::{
+    error::ComposeError,
+    hash::config_hash,
+    load::{load, LoadOptions},
+    model::{
+        Build, BuildSecret, ConfigDef, Dependency, DependencyCondition, Healthcheck, Ipam,
+        IpamPool, Logging, NetworkDef, Port, Project, SecretDef, Service, ServiceFile,
+        ServiceNetwork, ServiceVolume, Ulimit, VolumeBind, VolumeDef, VolumeOptions, VolumeTmpfs,
+    },
+    project::normalize_project_name,
 };
-pub use project::normalize_project_name;

@@ -283,13 +283,17 @@ pub struct ServiceNetwork {
     pub priority: Option<i64>,
 }
 
+/// What a dependent service waits for (compose's `service_started`,
+/// `service_healthy`, `service_completed_successfully`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
 pub enum DependencyCondition {
     #[default]
-    ServiceStarted,
-    ServiceHealthy,
-    ServiceCompletedSuccessfully,
+    #[serde(rename = "service_started")]
+    Started,
+    #[serde(rename = "service_healthy")]
+    Healthy,
+    #[serde(rename = "service_completed_successfully")]
+    CompletedSuccessfully,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

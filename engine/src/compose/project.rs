@@ -306,9 +306,9 @@ impl Project {
             .iter()
             .map(|(name, d)| {
                 let condition = match d.condition {
-                    super::model::DependencyCondition::ServiceStarted => "service_started",
-                    super::model::DependencyCondition::ServiceHealthy => "service_healthy",
-                    super::model::DependencyCondition::ServiceCompletedSuccessfully => {
+                    super::model::DependencyCondition::Started => "service_started",
+                    super::model::DependencyCondition::Healthy => "service_healthy",
+                    super::model::DependencyCondition::CompletedSuccessfully => {
                         "service_completed_successfully"
                     }
                 };

@@ -556,7 +556,7 @@ fn depends_on(r: &mut Reader, v: &Value, path: &str) -> Result<BTreeMap<String, 
         let name = key_string(&k).unwrap_or_default();
         let at = join(path, &name);
         let mut dep = Dependency {
-            condition: DependencyCondition::ServiceStarted,
+            condition: DependencyCondition::Started,
             restart: false,
             required: true,
         };
@@ -564,10 +564,10 @@ fn depends_on(r: &mut Reader, v: &Value, path: &str) -> Result<BTreeMap<String, 
             let f = r.fields(&d, &at, &DEPENDENCY)?;
             if let Some(c) = r.opt_string(&f, "condition")? {
                 dep.condition = match c.as_str() {
-                    "service_started" => DependencyCondition::ServiceStarted,
-                    "service_healthy" => DependencyCondition::ServiceHealthy,
+                    "service_started" => DependencyCondition::Started,
+                    "service_healthy" => DependencyCondition::Healthy,
                     "service_completed_successfully" => {
-                        DependencyCondition::ServiceCompletedSuccessfully
+                        DependencyCondition::CompletedSuccessfully
                     }
                     other => {
                         return Err(r.err(

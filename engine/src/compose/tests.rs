@@ -152,7 +152,7 @@ fn basic_project() {
     assert_eq!(
         web.depends_on["db"],
         Dependency {
-            condition: DependencyCondition::ServiceHealthy,
+            condition: DependencyCondition::Healthy,
             restart: true,
             required: true
         }
