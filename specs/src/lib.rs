@@ -17,6 +17,8 @@ pub mod layer;
 pub mod manifest;
 pub mod media_type;
 pub mod monitor;
+#[cfg(feature = "net")]
+pub mod net;
 #[cfg(feature = "http")]
 pub mod registry;
 pub mod rootfs;
