@@ -236,7 +236,10 @@ impl Networks {
             Ok(filled) => att = filled,
             Err(e) => {
                 let mut undo = Vec::new();
-                if let Err(t) = self.teardown(&att, &att.interfaces, &att.ports, &req.netns) {
+                let torn = self
+                    .host_lock()
+                    .and_then(|_host| self.teardown(&att, &att.interfaces, &att.ports, &req.netns));
+                if let Err(t) = torn {
                     undo.push(t);
                 }
                 if let Err(r) = self.release_ips(&req.container_id, &att.interfaces) {
@@ -374,6 +377,15 @@ impl Networks {
             container_name: name,
             ..att.clone()
         };
+        // One hold of the host lock for teardown and pruning, so no one sees
+        // netavark's shared chains idle in between.
+        let host = match self.host_lock() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
         if let Err(e) = self.teardown(&subject, &targets, &ports, netns) {
             errors.push(e);
         }
@@ -387,16 +399,19 @@ impl Networks {
         if let Err(e) = self.save_record(&att.container_id, &record) {
             errors.push(e);
         }
-        if let Err(e) = self.prune_host_chains() {
-            errors.push(e);
+        if host.is_some() {
+            if let Err(e) = self.iptables.prune_netavark_chains() {
+                errors.push(e);
+            }
         }
+        drop(host);
         NetError::collect(errors)
     }
 
     /// netavark teardown of `ifaces` (with `ports`) in `netns`, or in a
     /// stand-in namespace when it is gone. Interfaces missing in the
     /// namespace get a stand-in veth, since netavark 1.4 stops before the host
-    /// side when it cannot delete one.
+    /// side when it cannot delete one. The caller holds the host lock.
     fn teardown(
         &self,
         att: &Attachment,
@@ -435,16 +450,10 @@ impl Networks {
         };
         let path = stand_in.as_ref().map_or(netns, |n| n.path.as_path());
         let names: Vec<&str> = ifaces.iter().map(|i| i.interface_name.as_str()).collect();
-        let result = add_stand_in_veths(path, &names).and_then(|()| {
-            let _host = self.host_lock()?;
-            Netavark::new(&self.cfg).teardown(path, &opts)
-        });
+        let result = add_stand_in_veths(path, &names)
+            .and_then(|()| Netavark::new(&self.cfg).teardown(path, &opts));
         let result = match result {
-            Err(NetError::Netavark { ref message, .. })
-                if self.only_missing_dns_entry(message, att, &nets) =>
-            {
-                Ok(())
-            }
+            Err(NetError::Netavark { ref message, .. }) if only_absent(message) => Ok(()),
             other => other,
         };
         if let Some(ns) = stand_in {
@@ -454,22 +463,6 @@ impl Networks {
             return Ok(());
         }
         result
-    }
-
-    /// Whether a teardown error is only netavark 1.4 not finding the
-    /// container's aardvark-dns entry, which is what teardown reports when
-    /// setup failed before writing it (or a teardown already removed it):
-    /// then nothing was left undone.
-    fn only_missing_dns_entry(&self, message: &str, att: &Attachment, nets: &[Network]) -> bool {
-        if message.trim() != "IO error: No such file or directory (os error 2)" {
-            return false;
-        }
-        let dir = Netavark::config_dir(&self.cfg).join("aardvark-dns");
-        nets.iter().all(|n| {
-            std::fs::read_to_string(dir.join(&n.id)).map_or(true, |text| {
-                !text.lines().any(|l| l.starts_with(&att.container_id))
-            })
-        })
     }
 
     fn release_ips(&self, container: &str, ifaces: &[Interface]) -> Result<(), NetError> {
@@ -482,12 +475,6 @@ impl Networks {
             }
         }
         NetError::collect(errors)
-    }
-
-    /// Removes netavark's host-wide chains if nothing uses them (firewall.rs).
-    fn prune_host_chains(&self) -> Result<(), NetError> {
-        let _host = self.host_lock()?;
-        self.iptables.prune_netavark_chains().map(drop)
     }
 
     /// Checks the requested ports and replaces host port 0 with a free port.
@@ -571,6 +558,33 @@ impl Networks {
     }
 }
 
+/// What netavark 1.4's teardown says when something it removes is not
+/// there: the aardvark-dns entry (setup failed before writing it, or it was
+/// torn down before), an iptables chain or rule (setup failed before making
+/// it). The host is then as teardown wants it, so these are not failures.
+const ABSENT: [&str; 3] = [
+    "IO error: No such file or directory (os error 2)",
+    "No chain/target/match by that name",
+    "does a matching rule exist in that chain",
+];
+
+/// Whether every error netavark listed (it joins several as
+/// "netavark encountered multiple errors:" and tab-dash lines) is an ABSENT one.
+fn only_absent(message: &str) -> bool {
+    let items: Vec<&str> = match message.split_once("multiple errors:") {
+        Some((_, list)) => list
+            .lines()
+            .map(|l| l.trim().trim_start_matches("- ").trim())
+            .filter(|l| !l.is_empty())
+            .collect(),
+        None => vec![message.trim()],
+    };
+    !items.is_empty()
+        && items
+            .iter()
+            .all(|item| ABSENT.iter().any(|a| item.contains(a)))
+}
+
 /// The setup error, with the rollback's errors if any.
 fn with_rollback(error: NetError, rollback: Result<(), NetError>) -> NetError {
     match rollback {
@@ -640,4 +654,26 @@ pub(crate) fn remove_idle_bridge(bridge: &str) -> Result<(), NetError> {
         return Ok(());
     }
     run_ip(&["link", "delete", bridge, "type", "bridge"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_errors() {
+        assert!(only_absent(
+            "IO error: No such file or directory (os error 2)"
+        ));
+        assert!(only_absent(
+            "netavark encountered multiple errors:\n\t- IO error: No such file or directory (os error 2)\n\t- code: 1, msg: iptables: No chain/target/match by that name.\n"
+        ));
+        assert!(!only_absent(
+            "netavark encountered multiple errors:\n\t- IO error: No such file or directory (os error 2)\n\t- failed to delete bridge sk-1: Netlink error: Device or resource busy (os error 16)"
+        ));
+        assert!(!only_absent(
+            "failed to delete container veth eth0: Netlink error: No such device (os error 19)"
+        ));
+        assert!(!only_absent(""));
+    }
 }
