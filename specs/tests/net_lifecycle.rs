@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use netutil::*;
-use skiff_specs::net::{AttachRequest, NetError, NetworkRequest, Protocol};
+use skiff_specs::net::{AttachRequest, CreateOptions, NetError, NetworkRequest, Protocol};
 
 #[test]
 fn teardown_and_remove_leave_nothing() {
@@ -29,7 +29,10 @@ fn teardown_and_remove_leave_nothing() {
         assert_eq!(a.att().interfaces[1].interface_name, "eth1");
         assert_eq!(a.att().ports, ports);
         assert!(!a.att().interfaces[0].mac.is_empty());
-        assert!(env.state_dir.join("attachments/lifea.json").exists());
+        assert_eq!(
+            env.nets.attachments("lifea").expect("record"),
+            vec![a.att().clone()]
+        );
         traces.observe(&env, &[&net, &other]);
         assert!(
             !traces.chains.is_empty(),
@@ -193,6 +196,30 @@ fn disconnect_after_the_namespace_is_gone() {
     traces.assert_gone();
 }
 
+/// As after a crash and a reboot, or someone's `ip link delete`: namespace
+/// and bridge gone, the store still holding the attachment.
+#[test]
+fn disconnect_after_the_bridge_is_gone_too() {
+    let env = Env::new();
+    let net = env.network("lost");
+    let mut traces = Traces::default();
+    let mut c = env.container(
+        "lostc",
+        &[(&net, &[])],
+        &[publish(free_port(Protocol::Tcp), 80, Protocol::Tcp)],
+    );
+    traces.observe(&env, &[&net]);
+    let att = c.att.take().expect("att");
+    let path = c.path();
+    c.ns.take().expect("ns").remove().expect("remove netns");
+    ip(&["link", "delete", net.bridge.as_deref().expect("bridge")]);
+    env.nets
+        .disconnect(&att, &path)
+        .expect("disconnect without namespace and bridge");
+    env.nets.remove("lost").expect("remove");
+    traces.assert_gone();
+}
+
 #[test]
 fn parallel_connects_get_distinct_addresses() {
     let env = Env::new();
@@ -259,22 +286,47 @@ fn parallel_connects_get_distinct_addresses() {
 #[test]
 fn setup_and_teardown_cost() {
     let env = Env::new();
-    let net = env.network("cost");
-    let mut times = Vec::new();
-    for i in 0..3 {
-        let start = Instant::now();
-        let mut c = env.container(
-            &format!("cost{i}"),
-            &[(&net, &[])],
-            &[publish(free_port(Protocol::Tcp), 80, Protocol::Tcp)],
-        );
-        let connected = start.elapsed();
-        c.stop().expect("stop");
-        times.push((connected, start.elapsed()));
-    }
-    // Reported, not judged (the machine is shared).
-    for (connect, total) in &times {
-        println!("connect {connect:?}, connect + disconnect + netns {total:?}");
+    let dns = env.network("cost");
+    let plain = env.network_with(
+        "costplain",
+        &CreateOptions {
+            dns: false,
+            ..CreateOptions::default()
+        },
+    );
+    for (net, ports) in [(&dns, true), (&plain, false)] {
+        for i in 0..3 {
+            let ports = if ports {
+                vec![publish(free_port(Protocol::Tcp), 80, Protocol::Tcp)]
+            } else {
+                vec![]
+            };
+            let ns = NsGuard::new(&env.run_dir, &format!("cost{i}"));
+            let start = Instant::now();
+            let att = env
+                .nets
+                .connect(&AttachRequest {
+                    container_id: format!("cost{i}"),
+                    container_name: format!("cost{i}"),
+                    netns: ns.path(),
+                    networks: vec![NetworkRequest {
+                        network: net.name.clone(),
+                        ..Default::default()
+                    }],
+                    ports,
+                })
+                .expect("connect");
+            let att = AttGuard::new(&env.nets, att, ns.path());
+            let connected = start.elapsed();
+            att.disconnect().expect("disconnect");
+            // Reported, not judged (the machine is shared).
+            println!(
+                "network {} (dns {}): connect {connected:?}, disconnect {:?}",
+                net.name,
+                net.dns,
+                start.elapsed() - connected
+            );
+        }
     }
 }
 
@@ -352,6 +404,9 @@ fn host_settings_netavark_touches() {
         key == "/proc/sys/net/ipv4/ip_forward"
             || (key.starts_with("/proc/sys/net/ipv4/conf/") && key.ends_with("/forwarding"))
             || key == "/proc/sys/net/ipv4/conf/all/accept_redirects"
+            // Interfaces netavark makes for other tests running meanwhile.
+            || key.starts_with("/proc/sys/net/ipv4/conf/sk-")
+            || key.starts_with("/proc/sys/net/ipv4/conf/veth")
             // Counters and tables the kernel changes by itself.
             || key.contains("/neigh/")
             || key.starts_with("/proc/sys/net/ipv4/route/")

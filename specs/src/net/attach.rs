@@ -34,7 +34,9 @@ pub struct NetworkRequest {
 
 /// What `connect` sets up: the container's namespace (`netns`, e.g. a
 /// [`Netns`]) on `networks` (interfaces eth0, eth1, … in this order, after
-/// those it has), with `ports` published through the first of them.
+/// those it has), with `ports` published: netavark forwards each to the
+/// container's address on every network of the request, and the rule of the
+/// first network matches first.
 #[derive(Clone, Debug, Default)]
 pub struct AttachRequest {
     pub container_id: String,
@@ -125,6 +127,13 @@ impl Networks {
         }
     }
 
+    /// What the store has attached for `container_id`, one [`Attachment`] per
+    /// `connect` (for an engine that lost its own copy, e.g. after a crash).
+    pub fn attachments(&self, container_id: &str) -> Result<Vec<Attachment>, NetError> {
+        check_container_id(container_id)?;
+        Ok(self.load_record(container_id)?.segments)
+    }
+
     /// Attach: allocate IPs, then netavark setup in `req.netns`. Ports are
     /// checked first ("port is already allocated" before anything is made).
     /// Rolls back (teardown + release IPs) on failure.
@@ -190,7 +199,11 @@ impl Networks {
             let (Some(subnet), Some(gateway), Some(bridge)) =
                 (net.subnet, net.gateway, &net.bridge)
             else {
-                continue;
+                let e = invalid(format!("network {} has no subnet or bridge", net.name));
+                return Err(with_rollback(
+                    e,
+                    self.release_ips(&req.container_id, &interfaces),
+                ));
             };
             let pool = ipam::Pool {
                 network_id: &net.id,
@@ -450,19 +463,29 @@ impl Networks {
         };
         let path = stand_in.as_ref().map_or(netns, |n| n.path.as_path());
         let names: Vec<&str> = ifaces.iter().map(|i| i.interface_name.as_str()).collect();
+        let mut bridges: Vec<&str> = ifaces.iter().map(|i| i.bridge.as_str()).collect();
+        bridges.dedup();
+        let mut made_bridges = Vec::new();
         let result = add_stand_in_veths(path, &names)
+            .and_then(|()| add_stand_in_bridges(&bridges, &mut made_bridges))
             .and_then(|()| Netavark::new(&self.cfg).teardown(path, &opts));
         let result = match result {
             Err(NetError::Netavark { ref message, .. }) if only_absent(message) => Ok(()),
             other => other,
         };
-        if let Some(ns) = stand_in {
-            let removed = ns.remove();
-            result?;
-            removed?;
-            return Ok(());
+        let mut errors: Vec<NetError> = result.err().into_iter().collect();
+        // netavark removes a bridge with its last port; a stand-in it left goes here.
+        for bridge in made_bridges {
+            if let Err(e) = remove_idle_bridge(&bridge) {
+                errors.push(e);
+            }
         }
-        result
+        if let Some(ns) = stand_in {
+            if let Err(e) = ns.remove() {
+                errors.push(e);
+            }
+        }
+        NetError::collect(errors)
     }
 
     fn release_ips(&self, container: &str, ifaces: &[Interface]) -> Result<(), NetError> {
@@ -642,6 +665,20 @@ fn add_stand_in_veths(path: &Path, names: &[&str]) -> Result<(), NetError> {
         }
         Ok(())
     })?
+}
+
+/// An empty bridge for each of `bridges` missing on the host (listed in
+/// `made`): netavark 1.4's teardown stops at a missing bridge, before the
+/// network's firewall rules. A bridge is missing after a reboot (the rules
+/// too, which teardown then reports as absent) or when someone deleted it.
+fn add_stand_in_bridges(bridges: &[&str], made: &mut Vec<String>) -> Result<(), NetError> {
+    for bridge in bridges {
+        if !Path::new("/sys/class/net").join(bridge).exists() {
+            run_ip(&["link", "add", bridge, "type", "bridge"])?;
+            made.push(bridge.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Deletes `bridge` if it exists and has no ports (a leftover).

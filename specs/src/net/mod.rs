@@ -34,7 +34,7 @@
 //!   `net.ipv4.conf.all.accept_redirects` off); it is never set back.
 //!   `net.ipv4.conf.<bridge>.route_localnet=1` on each bridge it makes, so
 //!   that 127.0.0.1 can be forwarded to containers (gone with the bridge).
-//!   Inside the container's namespace it sets IPv6 autoconf/DAD knobs.
+//!   Inside the container's namespace it sets `net.ipv6.conf.eth0.autoconf=0`.
 //!   This module itself writes no sysctl and changes no other host setting.
 //! - a bridge per network (`sk-<12 hex of the id>`, gateway address, brought
 //!   up) and a veth per container; the bridge goes with its last container.
