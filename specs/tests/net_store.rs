@@ -195,31 +195,41 @@ fn subnets_never_overlap_each_other_or_the_host() {
             .expect_err(subnet);
         assert!(err.to_string().contains(what), "{err}");
     }
-    let free = one.network("probe").subnet.expect("subnet");
-    one.nets.remove("probe").expect("remove");
+    // The gateway is checked before anything else about the subnet.
     let err = one
         .nets
         .create(
             "bad",
             &CreateOptions {
-                subnet: Some(free.to_string()),
+                subnet: Some("198.51.100.0/24".into()),
                 gateway: Some(Ipv4Addr::new(1, 2, 3, 4)),
                 ..CreateOptions::default()
             },
         )
         .expect_err("gateway");
     assert!(matches!(err, NetError::InvalidGateway { .. }), "{err}");
-    // The freed subnet can be given explicitly, with a gateway of its own.
-    let gw = Ipv4Addr::from(u32::from(free.addr()) + 9);
-    let net = one.network_with(
-        "explicit",
-        &CreateOptions {
-            subnet: Some(free.to_string()),
-            gateway: Some(gw),
-            ..CreateOptions::default()
-        },
-    );
-    assert_eq!((net.subnet, net.gateway), (Some(free), Some(gw)));
+    // An explicit subnet outside the pools (documentation ranges, which no
+    // other test uses; the second in case a concurrent run holds the first),
+    // with a gateway of its own.
+    let made = ["198.51.100.0/24", "203.0.113.0/24"]
+        .iter()
+        .find_map(|text| {
+            let subnet: Ipv4Net = text.parse().expect("subnet");
+            let gw = Ipv4Addr::from(u32::from(subnet.addr()) + 9);
+            let opts = CreateOptions {
+                subnet: Some(text.to_string()),
+                gateway: Some(gw),
+                ..CreateOptions::default()
+            };
+            match one.nets.create("explicit", &opts) {
+                Ok(net) => Some((net, subnet, gw)),
+                Err(NetError::SubnetOverlap { .. }) => None,
+                Err(e) => panic!("{text}: {e}"),
+            }
+        });
+    let (net, subnet, gw) = made.expect("a free documentation subnet");
+    assert_eq!((net.subnet, net.gateway), (Some(subnet), Some(gw)));
+    one.nets.remove("explicit").expect("remove");
 }
 
 #[test]
@@ -258,6 +268,7 @@ fn netns_files() {
     let env = Env::new();
     let before = own_netns_inode();
     let ns = Netns::create(&env.run_dir, "nsfile").expect("create");
+    let _cleanup = NsCleanup(ns.path.clone());
     assert_eq!(own_netns_inode(), before, "the caller's namespace changed");
     assert_eq!(ns.path, env.run_dir.join("netns").join("nsfile"));
     assert_ne!(fs::metadata(&ns.path).expect("stat").ino(), before);
@@ -292,5 +303,6 @@ fn netns_files() {
     // A stale plain file (a crash between create and mount) is replaced.
     fs::write(env.run_dir.join("netns").join("stale"), b"").expect("write");
     let ns = Netns::create(&env.run_dir, "stale").expect("over a stale file");
+    let _cleanup2 = NsCleanup(ns.path.clone());
     ns.remove().expect("remove");
 }

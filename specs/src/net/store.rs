@@ -286,6 +286,16 @@ impl Networks {
             }
             None => None,
         };
+        if let (Some(net), Some(gw)) = (wanted, opts.gateway) {
+            if !net.is_host(gw) {
+                return Err(NetError::InvalidGateway {
+                    network: name.to_string(),
+                    subnet: net.to_string(),
+                    gateway: gw.to_string(),
+                    reason: "it is not a host address of the subnet",
+                });
+            }
+        }
         if wanted.is_none() && opts.gateway.is_some() {
             return Err(NetError::InvalidGateway {
                 network: name.to_string(),
@@ -326,17 +336,8 @@ impl Networks {
                 })?,
             };
             let gateway = match opts.gateway {
-                Some(gw) => {
-                    if !subnet.is_host(gw) {
-                        return Err(NetError::InvalidGateway {
-                            network: name.to_string(),
-                            subnet: subnet.to_string(),
-                            gateway: gw.to_string(),
-                            reason: "it is not a host address of the subnet",
-                        });
-                    }
-                    gw
-                }
+                // Checked above against the explicit subnet it needs.
+                Some(gw) => gw,
                 None => subnet.first_host().ok_or_else(|| NetError::InvalidSubnet {
                     subnet: subnet.to_string(),
                     reason: "no room for a gateway".into(),

@@ -233,6 +233,19 @@ impl Drop for NsGuard {
     }
 }
 
+/// Removes the namespace file at a path on drop, if still there (a test
+/// that drives `Netns` itself and may panic before removing it).
+pub struct NsCleanup(pub PathBuf);
+
+impl Drop for NsCleanup {
+    fn drop(&mut self) {
+        let _ = Netns {
+            path: self.0.clone(),
+        }
+        .remove();
+    }
+}
+
 /// Runs `f` in a thread inside the namespace (or on the host for `None`).
 pub fn in_netns<R: Send>(ns: Option<&Path>, f: impl FnOnce() -> R + Send) -> R {
     let Some(ns) = ns else { return f() };
