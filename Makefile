@@ -32,11 +32,14 @@ demo: deps build
 lint: patched-crates
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 # Tests build in the dev profile (quick to compile); the binaries they drive are
 # the static release ones.
+# skiff-specs' net feature brings its networking tests (root; real netavark,
+# namespaces and iptables; see specs/tests/net_*.rs).
 unit: build
-	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test --workspace --exclude skiff-integration
+	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test --workspace --exclude skiff-integration --features skiff-specs/net
 
 integration: build
 	SKIFF_BIN_DIR=$(CURDIR)/$(RELEASE_DIR) $(CARGO) test -p skiff-integration -- --test-threads=4

@@ -6,6 +6,7 @@ PKGS=(
   busybox-static jq file time procps iproute2 # bundles, demo and test helpers
   runc crun podman containerd skopeo umoci    # peers and real clients in the tests
   containernetworking-plugins iptables        # CRI pods: CNI bridge, host-local, loopback; the no-rules-left check
+  netavark aardvark-dns iptables iproute2     # specs::net: container networks (netavark runs iptables; ip for stand-in veths)
   protobuf-compiler                           # protoc for the k8s-cri crate (tests/cri.rs's CRI client)
   docker-registry apache2-utils               # a loopback registry (htpasswd, token auth) for its tests
   ca-certificates openssl                     # ADD https: the trust store; test certificates

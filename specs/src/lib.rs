@@ -2,7 +2,8 @@
 //! descriptors, manifests, indexes, image configs), the local image store,
 //! OCI and Docker archives, layer unpacking and the layer snapshot area that
 //! container root filesystems are overlays of, and image config to runtime
-//! process (with the image's users resolved inside its rootfs).
+//! process (with the image's users resolved inside its rootfs); with the
+//! feature `net`, container networking (`net`: netavark, aardvark-dns, iptables).
 
 pub mod archive;
 pub mod config;
@@ -17,6 +18,8 @@ pub mod layer;
 pub mod manifest;
 pub mod media_type;
 pub mod monitor;
+#[cfg(feature = "net")]
+pub mod net;
 #[cfg(feature = "http")]
 pub mod registry;
 pub mod rootfs;
