@@ -86,7 +86,7 @@ pub fn container(engine: &Engine, c: &Container) -> Value {
                 "Aliases": iface.aliases,
                 "NetworkID": iface.network,
                 "EndpointID": format!("{}-{}", c.id, iface.interface_name),
-                "Gateway": iface.gateway.map(|g| g.to_string()).unwrap_or_default(),
+                "Gateway": iface.gateway.to_string(),
                 "IPAddress": iface.ip.to_string(),
                 "IPPrefixLen": iface.prefix_len,
                 "MacAddress": iface.mac,

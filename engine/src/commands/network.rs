@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
-use skiff_specs::net::{CreateOptions, Network};
+use skiff_specs::net::{CreateOptions, Driver, Network};
 
 use crate::container::record::NetworkEndpoint;
 use crate::container::status;
@@ -73,6 +73,15 @@ pub enum NetworkCommand {
     Disconnect { network: String, container: String },
 }
 
+/// docker's driver names.
+fn driver_name(n: &Network) -> &'static str {
+    match n.driver {
+        Driver::Bridge => "bridge",
+        Driver::Host => "host",
+        Driver::Null => "null",
+    }
+}
+
 /// docker's network JSON.
 pub fn docker_json(n: &Network) -> Value {
     json!({
@@ -80,12 +89,18 @@ pub fn docker_json(n: &Network) -> Value {
         "Id": n.id,
         "Created": n.created,
         "Scope": "local",
-        "Driver": n.driver,
+        "Driver": driver_name(n),
         "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Config": [{"Subnet": n.subnet, "Gateway": n.gateway.to_string()}]},
+        "IPAM": {"Driver": "default", "Config": match (&n.subnet, n.gateway) {
+            (Some(s), Some(g)) => json!([{"Subnet": s.to_string(), "Gateway": g.to_string()}]),
+            _ => json!([]),
+        }},
         "Internal": n.internal,
         "Labels": n.labels,
-        "Options": {"com.docker.network.bridge.name": n.interface},
+        "Options": match &n.bridge {
+            Some(b) => json!({"com.docker.network.bridge.name": b}),
+            None => json!({}),
+        },
     })
 }
 
@@ -158,9 +173,9 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
                 for n in &list {
                     println!(
                         "{:<14}{:<24}{:<10}local",
-                        &n.id[..n.id.len().min(12)],
+                        n.short_id(),
                         n.name,
-                        n.driver
+                        driver_name(n)
                     );
                 }
             }
