@@ -584,6 +584,7 @@ pub mod containerd;
 pub mod cri;
 pub mod engine;
 pub mod image;
+pub mod monitor;
 pub mod podman;
 pub mod pty;
 pub mod registry;
