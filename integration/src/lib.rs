@@ -583,6 +583,7 @@ pub mod client;
 pub mod containerd;
 pub mod cri;
 pub mod image;
+pub mod monitor;
 pub mod podman;
 pub mod pty;
 pub mod registry;

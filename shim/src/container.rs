@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::monitor::Monitor;
 use crate::oom::Oom;
 use crate::process::Process;
 use crate::runtime::Runtime;
@@ -16,11 +17,14 @@ pub struct Container {
     pub cgroup: Cgroup,
     /// The shim mounted containerd's rootfs mounts here (and unmounts them).
     pub rootfs: Option<PathBuf>,
-    pub init: Arc<Process>,
+    /// The init of the current run (a restart replaces it).
+    init: Mutex<Arc<Process>>,
     /// No pid namespace of its own: the init's exit does not end the rest.
     pub kill_all_on_exit: bool,
-    /// OOM kill reporting, when the memory cgroup is known.
-    pub oom: OnceLock<Arc<Oom>>,
+    /// OOM kill reporting of the current run, when the memory cgroup is known.
+    oom: Mutex<Option<Arc<Oom>>>,
+    /// Monitor mode (monitor.json in the bundle).
+    pub monitor: Option<Arc<Monitor>>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
 }
 
@@ -31,6 +35,7 @@ impl Container {
         runtime: Runtime,
         rootfs: Option<PathBuf>,
         init: Arc<Process>,
+        monitor: Option<Arc<Monitor>>,
     ) -> Self {
         Self {
             id: id.to_string(),
@@ -39,8 +44,9 @@ impl Container {
             bundle,
             runtime,
             rootfs,
-            init,
-            oom: OnceLock::new(),
+            init: Mutex::new(init),
+            oom: Mutex::new(None),
+            monitor,
             execs: Mutex::new(HashMap::new()),
         }
     }
@@ -49,17 +55,34 @@ impl Container {
         self.execs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn init(&self) -> Arc<Process> {
+        self.init.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The init of a new run of the container.
+    pub fn set_init(&self, init: Arc<Process>) {
+        *self.init.lock().unwrap_or_else(|p| p.into_inner()) = init;
+    }
+
+    pub fn oom(&self) -> Option<Arc<Oom>> {
+        self.oom.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_oom(&self, oom: Arc<Oom>) {
+        *self.oom.lock().unwrap_or_else(|p| p.into_inner()) = Some(oom);
+    }
+
     /// The init process for an empty exec id, else that exec.
     pub fn process(&self, exec_id: &str) -> Option<Arc<Process>> {
         if exec_id.is_empty() {
-            return Some(self.init.clone());
+            return Some(self.init());
         }
         self.execs().get(exec_id).cloned()
     }
 
     /// Every process: init first.
     pub fn processes(&self) -> Vec<Arc<Process>> {
-        let mut all = vec![self.init.clone()];
+        let mut all = vec![self.init()];
         all.extend(self.execs().values().cloned());
         all
     }

@@ -21,6 +21,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 use tracing::warn;
 
+use crate::monitor::log::{JsonLog, LogStream};
 use crate::reaper::Reaper;
 
 mod output;
@@ -30,6 +31,9 @@ use output::Copiers;
 /// Copy threads need little stack: their buffer is on the heap.
 const COPIER_STACK: usize = 64 * 1024;
 const BUF: usize = 32 * 1024;
+/// A copier's first buffer: most processes write little, and an idle
+/// copier then keeps little memory (a monitor has two per container).
+const FIRST_BUF: usize = 4 * 1024;
 /// Reads of BUF that CloseIO passes on at most: 1 MiB, the largest FIFO
 /// buffer an unprivileged client can ask for.
 const DRAIN_READS: usize = 32;
@@ -66,6 +70,8 @@ pub struct Io {
     /// Our readers of output FIFOs, held until the process is deleted: like
     /// containerd's own shim, so written output stays in the FIFO until then.
     kept: Arc<Mutex<Vec<File>>>,
+    /// A monitored init's json-file log: its output goes there instead.
+    log: Option<Arc<JsonLog>>,
 }
 
 impl Io {
@@ -93,14 +99,7 @@ impl Io {
             };
             return Ok((child, io));
         }
-        let stdin = if paths.stdin.is_empty() {
-            Stdio::null()
-        } else {
-            let (r, w) = pipe()?;
-            *lock(&io.stdin_target) = Some(w);
-            io.start_stdin(&paths.stdin)?;
-            Stdio::from(r)
-        };
+        let stdin = io.stdin_pipe(&paths.stdin)?;
         let (stdout, stderr) = if let Some(bin) = paths.stdout.strip_prefix("binary://") {
             let (or, ow) = pipe()?;
             let (er, ew) = pipe()?;
@@ -119,6 +118,49 @@ impl Io {
         ))
     }
 
+    /// Like `prepare`, for a monitored init whose output goes to the
+    /// json-file `log` (stdout and stderr, or the terminal as stdout); stdin
+    /// is the FIFO in `paths` as usual.
+    pub fn prepare_logged(paths: &Paths, log: &Arc<JsonLog>) -> Result<(ChildStdio, Io)> {
+        let io = Io {
+            log: Some(log.clone()),
+            ..Io::default()
+        };
+        if paths.terminal {
+            let child = ChildStdio {
+                stdin: Stdio::null(),
+                stdout: Stdio::null(),
+                stderr: Stdio::null(),
+            };
+            return Ok((child, io));
+        }
+        let stdin = io.stdin_pipe(&paths.stdin)?;
+        let child = ChildStdio {
+            stdin,
+            stdout: io.log_pipe(log, "stdout")?,
+            stderr: io.log_pipe(log, "stderr")?,
+        };
+        Ok((child, io))
+    }
+
+    /// The container's stdin: a pipe fed from the FIFO at `path`, or /dev/null.
+    fn stdin_pipe(&self, path: &str) -> Result<Stdio> {
+        if path.is_empty() {
+            return Ok(Stdio::null());
+        }
+        let (r, w) = pipe()?;
+        *lock(&self.stdin_target) = Some(w);
+        self.start_stdin(path)?;
+        Ok(Stdio::from(r))
+    }
+
+    /// A pipe whose read end is copied to `log` as `stream`.
+    fn log_pipe(&self, log: &Arc<JsonLog>, stream: &'static str) -> Result<Stdio> {
+        let (r, w) = pipe()?;
+        self.copy_to_log(r, log, stream)?;
+        Ok(Stdio::from(w))
+    }
+
     /// A pipe whose read end is copied to `target`; /dev/null without target.
     fn output(&self, target: &str) -> Result<Stdio> {
         if target.is_empty() {
@@ -132,7 +174,9 @@ impl Io {
 
     /// Relays the pty master the runtime sent: stdin FIFO to it, it to stdout.
     pub fn attach_console(&self, master: File, paths: &Paths) -> Result<()> {
-        if !paths.stdout.is_empty() {
+        if let Some(log) = &self.log {
+            self.copy_to_log(master.try_clone()?, log, "stdout")?;
+        } else if !paths.stdout.is_empty() {
             // None: its reader did not come in time; the copier waits for it.
             let opened = lock(&self.tty_out).take();
             self.copy_out(master.try_clone()?, paths.stdout.clone(), opened)?;
@@ -240,10 +284,54 @@ impl Io {
             .context("cannot start an output copier")?;
         Ok(())
     }
+
+    /// Copies `from` to the json-file log as `stream` in a thread.
+    fn copy_to_log(&self, mut from: File, log: &Arc<JsonLog>, stream: &'static str) -> Result<()> {
+        let mut copier = self.copiers.copier()?;
+        let mut to = Some(LogStream::new(log.clone(), stream));
+        thread::Builder::new()
+            .name("log".into())
+            .stack_size(COPIER_STACK)
+            .spawn(move || {
+                copier.copy(&mut from, &mut to);
+                // A last line without newline goes in before the end counts.
+                drop(to);
+                drop(copier);
+            })
+            .context("cannot start an output copier")?;
+        Ok(())
+    }
+}
+
+/// A copier's read buffer: FIRST_BUF bytes, grown to BUF once a read
+/// fills it.
+struct ReadBuf(Vec<u8>);
+
+impl ReadBuf {
+    fn new() -> Self {
+        Self(vec![0u8; FIRST_BUF])
+    }
+
+    fn get(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    /// After a read of `n` bytes.
+    fn read(&mut self, n: usize) {
+        if n == self.0.len() && n < BUF {
+            self.0.resize(BUF, 0);
+        }
+    }
+
+    /// The whole BUF, for reads that must take much at once.
+    fn full(&mut self) -> &mut [u8] {
+        self.0.resize(BUF, 0);
+        &mut self.0
+    }
 }
 
 fn copy_stdin(fifo: File, cancel: OwnedFd, target: Arc<Mutex<Option<File>>>) {
-    let mut buf = vec![0u8; BUF];
+    let mut buf = ReadBuf::new();
     let mut fifo = fifo;
     loop {
         let mut fds = [
@@ -256,16 +344,17 @@ fn copy_stdin(fifo: File, cancel: OwnedFd, target: Arc<Mutex<Option<File>>>) {
             Err(_) => return,
         }
         if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-            drain(&mut fifo, &mut buf, &target);
+            drain(&mut fifo, buf.full(), &target);
             lock(&target).take();
             return;
         }
-        match fifo.read(&mut buf) {
+        match fifo.read(buf.get()) {
             Ok(0) => return,
             Ok(n) => {
-                if !pass_on(&target, &buf[..n]) {
+                if !pass_on(&target, &buf.get()[..n]) {
                     return;
                 }
+                buf.read(n);
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(_) => return,

@@ -12,6 +12,7 @@ mod flags;
 mod info;
 mod io;
 mod logging;
+mod monitor;
 mod mount;
 mod oom;
 mod options;

@@ -8,6 +8,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -23,6 +24,9 @@ pub struct Oom {
     counter: PathBuf,
     seen: Mutex<u64>,
     on_oom: Box<dyn Fn() + Send + Sync>,
+    /// Set before the cgroup goes away for a restart: a new cgroup at the
+    /// same path must not keep the old watcher alive.
+    stopped: AtomicBool,
 }
 
 impl Oom {
@@ -39,7 +43,13 @@ impl Oom {
             counter,
             seen,
             on_oom,
+            stopped: AtomicBool::new(false),
         }))
+    }
+
+    /// Ends the watcher at its next wake-up (the cgroup's removal is one).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
     }
 
     /// Reports once if the kill count grew since the last check.
@@ -67,7 +77,7 @@ impl Oom {
                 let mut buf = [0u8; 512];
                 // Both fire once more when the cgroup goes away.
                 while matches!(file.read(&mut buf), Ok(n) if n > 0) {
-                    if !me.counter.exists() {
+                    if me.stopped.load(Ordering::SeqCst) || !me.counter.exists() {
                         break;
                     }
                     me.check();

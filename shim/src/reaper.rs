@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::process::{Child, Command};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -114,6 +114,26 @@ impl Reaper {
             st = self.cond.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
+
+    /// Like `wait`, for at most `limit`; None if `pid` is still running then.
+    pub fn wait_timeout(&self, pid: i32, since: u64, limit: Duration) -> Option<Exit> {
+        let deadline = Instant::now() + limit;
+        let mut st = self.lock();
+        loop {
+            if let Some(e) = take_from(&mut st, pid, since) {
+                return Some(e);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            st = self
+                .cond
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
 fn take_from(st: &mut State, pid: i32, since: u64) -> Option<Exit> {
@@ -173,6 +193,22 @@ mod tests {
         assert!(r.take(pid, after).is_none());
         let exit = r.take(pid, before).map(|e| e.status);
         assert_eq!(exit, Some(128 + 9));
+        Ok(())
+    }
+
+    #[test]
+    fn timed_wait_gives_up_then_gets_the_exit() -> std::io::Result<()> {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let r = Reaper::default();
+        let (mut child, since) = r.spawn(Command::new("sleep").arg("100"))?;
+        let pid = child.id() as i32;
+        assert!(r
+            .wait_timeout(pid, since, Duration::from_millis(20))
+            .is_none());
+        child.kill()?;
+        reap_until(&r, pid);
+        let exit = r.wait_timeout(pid, since, Duration::from_secs(10));
+        assert_eq!(exit.map(|e| e.status), Some(128 + 9));
         Ok(())
     }
 }

@@ -95,7 +95,11 @@ pub fn run(flags: &Flags) -> Result<()> {
             Ok(Signal::SIGUSR1) => {
                 // Let the Shutdown reply go out first.
                 std::thread::sleep(Duration::from_millis(20));
-                break;
+                // A container created meanwhile (monitor mode ends the shim
+                // on its own) keeps it serving.
+                if service.idle() {
+                    break;
+                }
             }
             Ok(_) => break,
             Err(_) => continue,

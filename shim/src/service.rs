@@ -26,6 +26,7 @@ use ttrpc::{Code, TtrpcContext};
 mod commands;
 mod exits;
 mod lifecycle;
+mod monitored;
 
 use commands::read_pid;
 
@@ -33,6 +34,8 @@ use crate::console::ConsoleSocket;
 use crate::container::Container;
 use crate::events::{timestamp, to_any, Publisher};
 use crate::io::{Io, Paths};
+use crate::monitor::log::JsonLog;
+use crate::monitor::Monitor;
 use crate::mount;
 use crate::oom::Oom;
 use crate::options::Options;
@@ -97,6 +100,36 @@ impl Service {
             .ok_or_else(|| rpc_err(Code::NOT_FOUND, format!("container {id} not found")))
     }
 
+    /// Whether `c` is still the shim's container of its id.
+    fn is_current(&self, c: &Container) -> bool {
+        self.containers()
+            .get(&c.id)
+            .is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), c))
+    }
+
+    /// Drops `c` (and never a newer container with its id).
+    fn forget(&self, c: &Container) {
+        let mut all = self.containers();
+        if all
+            .get(&c.id)
+            .is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), c))
+        {
+            all.remove(&c.id);
+        }
+    }
+
+    /// Serving no container: the shim may exit.
+    pub fn idle(&self) -> bool {
+        self.containers().is_empty()
+    }
+
+    /// Exits the shim once it serves no container, as after Shutdown.
+    fn shutdown_if_idle(&self) {
+        if self.idle() {
+            (self.shutdown)();
+        }
+    }
+
     fn process(&self, id: &str, exec_id: &str) -> RpcResult<(Arc<Container>, Arc<Process>)> {
         let c = self.container(id)?;
         let p = c.process(exec_id).ok_or_else(|| {
@@ -144,25 +177,7 @@ impl Task for Service {
                     format!("container {} is not in the created state", c.id),
                 ));
             }
-            self.run(&c.runtime, c.runtime.start(&c.id), None)
-                .map_err(internal)?;
-            {
-                let mut st = p.lock();
-                if st.exit.is_none() {
-                    st.status = Status::Running;
-                }
-            }
-            self.report_start(&c, &p, |pid| {
-                self.events.publish(
-                    TASK_START_EVENT_TOPIC,
-                    &TaskStart {
-                        container_id: c.id.clone(),
-                        pid: pid as u32,
-                        ..Default::default()
-                    },
-                )
-            });
-            p.pid()
+            self.start_init(&c, &p).map_err(internal)?
         } else {
             self.start_exec(&c, &p).map_err(internal)?
         };
@@ -213,6 +228,12 @@ impl Task for Service {
             let st = p.lock();
             (st.pid, st.exit.is_some() || st.reaped)
         };
+        if req.exec_id.is_empty() {
+            if let Some(m) = &c.monitor {
+                // A stop during a restart's back-off ends it.
+                m.wake();
+            }
+        }
         if exited && !req.all {
             return Err(rpc_err(Code::NOT_FOUND, "process already finished"));
         }
@@ -240,7 +261,16 @@ impl Task for Service {
         debug!(id = %req.id, exec = %req.exec_id, "delete");
         let (c, p) = self.process(&req.id, &req.exec_id)?;
         if req.exec_id.is_empty() {
-            return self.delete_init(&c);
+            let resp = self.delete_init(&c)?;
+            if let Some(m) = &c.monitor {
+                m.wake();
+                // A run's end is the exit's business; a container that never
+                // ran ends its monitor here.
+                if m.never_started() {
+                    self.shutdown_if_idle();
+                }
+            }
+            return Ok(resp);
         }
         let (pid, status, exit) = {
             let st = p.lock();
@@ -325,7 +355,7 @@ impl Task for Service {
     fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> RpcResult<Empty> {
         debug!(id = %req.id, exec = %req.exec_id, "exec");
         let c = self.container(&req.id)?;
-        if c.init.lock().exit.is_some() {
+        if c.init().lock().exit.is_some() {
             return Err(rpc_err(
                 Code::FAILED_PRECONDITION,
                 format!("container {} has stopped", c.id),
@@ -412,7 +442,7 @@ impl Task for Service {
         let task_pid = self
             .containers()
             .get(&req.id)
-            .map_or(0, |c| c.init.pid().max(0) as u32);
+            .map_or(0, |c| c.init().pid().max(0) as u32);
         Ok(ConnectResponse {
             shim_pid: std::process::id(),
             task_pid,

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 
+use skiff_specs::monitor::GROUP_ANNOTATION;
+
 use crate::flags::Flags;
 use crate::socket;
 
@@ -15,7 +17,7 @@ use crate::socket;
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
 pub fn run(flags: &Flags) -> Result<()> {
-    let group = sandbox_id().unwrap_or_else(|| flags.id.clone());
+    let group = group().unwrap_or_else(|| flags.id.clone());
     let path = socket::socket_path(&flags.address, &flags.namespace, &group);
     let address = socket::address_of(&path);
     if let Some(listener) = socket::bind(&path)? {
@@ -84,17 +86,37 @@ fn reply(address: &str, max_version: u32) -> String {
     }
 }
 
-/// The pod sandbox id in the bundle's config.json annotations.
-fn sandbox_id() -> Option<String> {
+/// The group of containers sharing a shim, from the bundle's config.json
+/// annotations: CRI's pod sandbox id, else the engine's monitor group.
+fn group() -> Option<String> {
     let text = fs::read_to_string("config.json").ok()?;
     let spec: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let id = spec.get("annotations")?.get(SANDBOX_ID)?.as_str()?;
-    (!id.is_empty()).then(|| id.to_string())
+    group_of(spec.get("annotations")?)
+}
+
+fn group_of(annotations: &serde_json::Value) -> Option<String> {
+    [SANDBOX_ID, GROUP_ANNOTATION]
+        .iter()
+        .filter_map(|key| annotations.get(key)?.as_str())
+        .find(|id| !id.is_empty())
+        .map(String::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_by_pod_then_by_monitor_group() {
+        let a = serde_json::json!({
+            SANDBOX_ID: "pod",
+            GROUP_ANNOTATION: "engine",
+        });
+        assert_eq!(group_of(&a).as_deref(), Some("pod"));
+        let a = serde_json::json!({ SANDBOX_ID: "", GROUP_ANNOTATION: "engine" });
+        assert_eq!(group_of(&a).as_deref(), Some("engine"));
+        assert_eq!(group_of(&serde_json::json!({ "x": "y" })), None);
+    }
 
     #[test]
     fn reply_forms() -> Result<()> {

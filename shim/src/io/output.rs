@@ -21,7 +21,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 use tracing::warn;
 
-use super::BUF;
+use super::ReadBuf;
 
 /// The output copiers of one process.
 #[derive(Default)]
@@ -197,9 +197,11 @@ impl Copier {
     }
 
     /// Copies `from` to `to` until end of file. Without a target the output
-    /// is read and dropped, so the process never blocks on a full pipe.
-    pub fn copy(&mut self, from: &mut File, to: &mut Option<File>) {
-        let mut buf = vec![0u8; BUF];
+    /// is read and dropped, so the process never blocks on a full pipe. A
+    /// target is flushed before a drain request is answered (a json-file
+    /// log writes out a last line that has no newline).
+    pub fn copy<W: Write>(&mut self, from: &mut File, to: &mut Option<W>) {
+        let mut buf = ReadBuf::new();
         loop {
             let asked = self.shared.lock().asked;
             // With a request to answer, only look whether anything is left.
@@ -225,15 +227,16 @@ impl Copier {
             let readable = fds[0].revents().is_some_and(|r| !r.is_empty());
             let woken = fds[1].revents().is_some_and(|r| !r.is_empty());
             if readable {
-                match from.read(&mut buf) {
+                match from.read(buf.get()) {
                     Ok(0) => return,
                     Ok(n) => {
                         if let Some(t) = to.as_mut() {
-                            if let Err(e) = t.write_all(&buf[..n]) {
+                            if let Err(e) = t.write_all(&buf.get()[..n]) {
                                 warn!("output lost: {e}");
                                 *to = None;
                             }
                         }
+                        buf.read(n);
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     // EIO: the pty's last slave holder is gone.
@@ -246,6 +249,11 @@ impl Copier {
             }
             if answering {
                 // Nothing left: all read before `asked` was written above.
+                if let Some(t) = to.as_mut() {
+                    if let Err(e) = t.flush() {
+                        warn!("output lost: {e}");
+                    }
+                }
                 self.answered = asked;
                 let mut st = self.shared.lock();
                 if let Some(s) = st.copiers.get_mut(self.slot) {

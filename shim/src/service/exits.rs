@@ -44,9 +44,12 @@ impl Service {
             return;
         };
         let (c2, p2) = (c.clone(), p.clone());
+        let monitored = c.monitor.is_some() && p.exec_id.is_empty();
+        // A monitored init's exit may go on to restart the container.
+        let stack = if monitored { 256 } else { 64 } * 1024;
         let spawned = std::thread::Builder::new()
             .name("exit".into())
-            .stack_size(64 * 1024)
+            .stack_size(stack)
             .spawn(move || {
                 if p2.exec_id.is_empty() && c2.kill_all_on_exit {
                     // Without its own pid namespace the container's other
@@ -57,10 +60,13 @@ impl Service {
                     }
                 }
                 me.output_then_exited(&c2, &p2, status, at);
+                if monitored {
+                    me.monitored_exit(&c2, &p2, status, at);
+                }
             });
         if let Err(err) = spawned {
             // Here and now, then; without the kill, which needs the reaper,
-            // and the reaper may be the caller.
+            // and the reaper may be the caller (so no restart policy either).
             warn!("cannot start an exit thread: {err}");
             self.output_then_exited(c, p, status, at);
         }
@@ -81,7 +87,7 @@ impl Service {
     fn exited(&self, c: &Container, p: &Process, status: u32, at: SystemTime) {
         if p.exec_id.is_empty() {
             // A kill the OOM thread has not reported yet goes out before TaskExit.
-            if let Some(o) = c.oom.get() {
+            if let Some(o) = c.oom() {
                 o.check();
             }
         }
@@ -153,7 +159,14 @@ mod tests {
             systemd_cgroup: false,
             log: None,
         };
-        Arc::new(Container::new("c", bundle.to_path_buf(), rt, None, init))
+        Arc::new(Container::new(
+            "c",
+            bundle.to_path_buf(),
+            rt,
+            None,
+            init,
+            None,
+        ))
     }
 
     fn started(p: &Process, io: Io, pid: i32) {

@@ -16,17 +16,24 @@ impl Service {
             log: Some(bundle.join("log.json")),
         };
         opts.save(&bundle)?;
+        let monitor = Monitor::load(&bundle)?;
+        let log = monitor.as_ref().and_then(|m| m.log()).cloned();
         let rootfs = (!req.rootfs.is_empty()).then(|| bundle.join("rootfs"));
         if let Some(r) = &rootfs {
             mount::mount_all(&req.rootfs, r)?;
         }
+        // With a json-file log the output goes there, not to stdio paths.
+        let (stdout, stderr) = match &log {
+            Some(_) => (String::new(), String::new()),
+            None => (req.stdout.clone(), req.stderr.clone()),
+        };
         let paths = Paths {
             stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
+            stdout,
+            stderr,
             terminal: req.terminal,
         };
-        let result = self.create_init(req, &rt, &opts, &bundle, paths);
+        let result = self.create_init(&req.id, &rt, &opts, &bundle, paths, log.as_ref());
         if result.is_err() {
             if let Some(r) = &rootfs {
                 mount::unmount_all(r);
@@ -34,8 +41,18 @@ impl Service {
             return result.map(|_| 0);
         }
         let (init, pid) = result?;
-        let c = Arc::new(Container::new(&req.id, bundle, rt, rootfs, init.clone()));
+        let c = Arc::new(Container::new(
+            &req.id,
+            bundle,
+            rt,
+            rootfs,
+            init.clone(),
+            monitor.clone(),
+        ));
         self.containers().insert(req.id.clone(), c.clone());
+        if let Some(m) = &monitor {
+            m.created();
+        }
         // An exit that came before the pid was recorded.
         let since = init.lock().since;
         if let Some(e) = self.reaper.take(pid, since) {
@@ -60,9 +77,20 @@ impl Service {
                 ..Default::default()
             },
         );
+        self.watch_oom(&c);
+        Ok(pid as u32)
+    }
+
+    /// Reports the OOM kills of the container's current run (TaskOOM, and
+    /// the monitor's oom_killed).
+    pub(super) fn watch_oom(&self, c: &Container) {
         let events = self.events.clone();
-        let id = req.id.clone();
+        let id = c.id.clone();
+        let monitor = c.monitor.clone();
         let on_oom = Box::new(move || {
+            if let Some(m) = &monitor {
+                m.note_oom();
+            }
             events.publish(
                 TASK_OOM_EVENT_TOPIC,
                 &TaskOOM {
@@ -73,28 +101,32 @@ impl Service {
         });
         if let Some(o) = Oom::new(&c.cgroup, on_oom) {
             if let Err(e) = o.watch() {
-                warn!("no OOM events for {}: {e:#}", req.id);
+                warn!("no OOM events for {}: {e:#}", c.id);
             }
-            let _ = c.oom.set(o);
+            c.set_oom(o);
         }
-        Ok(pid as u32)
     }
 
-    /// The init process: its IO, `runtime create`, its pid and console.
+    /// The init process: its IO (to the json-file `log` if there is one),
+    /// `runtime create`, its pid and console.
     pub(super) fn create_init(
         &self,
-        req: &CreateTaskRequest,
+        id: &str,
         rt: &Runtime,
         opts: &Options,
         bundle: &Path,
         paths: Paths,
+        log: Option<&Arc<JsonLog>>,
     ) -> anyhow::Result<(Arc<Process>, i32)> {
         let since = self.reaper.mark();
-        let (stdio, io) = Io::prepare(&paths, &req.id, &self.namespace, &self.reaper)?;
+        let (stdio, io) = match log {
+            Some(log) => Io::prepare_logged(&paths, log)?,
+            None => Io::prepare(&paths, id, &self.namespace, &self.reaper)?,
+        };
         let console = paths.terminal.then(ConsoleSocket::new).transpose()?;
         let pid_file = bundle.join("init.pid");
         let mut cmd = rt.create(
-            &req.id,
+            id,
             &CreateOpts {
                 bundle,
                 pid_file: &pid_file,
@@ -108,7 +140,7 @@ impl Service {
             .stderr(stdio.stderr);
         if let Err(e) = self.run_with_stdio(rt, cmd) {
             io.finish(Duration::ZERO);
-            let _ = self.run(rt, rt.delete(&req.id, true), None);
+            let _ = self.run(rt, rt.delete(id, true), None);
             return Err(e);
         }
         let pid = read_pid(&pid_file)?;
@@ -202,9 +234,17 @@ impl Service {
     }
 
     /// Deletes a stopped (or never started) container: `runtime delete`,
-    /// IO, rootfs mounts, TaskDelete.
+    /// IO, rootfs mounts, TaskDelete. Never while a monitor's restart
+    /// replaces the container.
     pub(super) fn delete_init(&self, c: &Container) -> RpcResult<DeleteResponse> {
-        let p = &c.init;
+        let _restart = c.monitor.as_ref().map(|m| m.lifecycle());
+        if !self.is_current(c) {
+            return Err(rpc_err(
+                Code::NOT_FOUND,
+                format!("container {} not found", c.id),
+            ));
+        }
+        let p = c.init();
         let (status, pid, exit) = {
             let st = p.lock();
             (st.status, st.pid, st.exit)
@@ -233,7 +273,7 @@ impl Service {
             status: 128 + Signal::SIGKILL as u32,
             at: SystemTime::now(),
         });
-        self.containers().remove(&c.id);
+        self.forget(c);
         self.events.publish(
             TASK_DELETE_EVENT_TOPIC,
             &TaskDelete {
@@ -262,9 +302,19 @@ impl Service {
         } else {
             c.runtime.resume(&c.id)
         };
-        self.run(&c.runtime, cmd, None).map_err(internal)?;
+        let monitor = c.monitor.as_ref();
+        if let (true, Some(m)) = (pause, monitor) {
+            m.stop_health();
+        }
+        if let Err(e) = self.run(&c.runtime, cmd, None) {
+            if let (true, Some(m)) = (pause, monitor) {
+                m.resume_health(|| self.probe(&c));
+            }
+            return Err(internal(e));
+        }
         {
-            let mut st = c.init.lock();
+            let init = c.init();
+            let mut st = init.lock();
             if st.exit.is_none() {
                 st.status = if pause {
                     Status::Paused
@@ -272,6 +322,9 @@ impl Service {
                     Status::Running
                 };
             }
+        }
+        if let Some(m) = monitor {
+            m.paused(pause, || self.probe(&c));
         }
         let container_id = c.id.clone();
         if pause {
