@@ -7,6 +7,7 @@ pub mod compress;
 pub mod error;
 pub mod execute;
 pub mod export;
+pub mod flags;
 pub mod frontend;
 pub mod options;
 pub mod plan;

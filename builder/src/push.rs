@@ -13,8 +13,8 @@ use crate::cli::Cli;
 /// Where the command line asks the image to be pushed, checked before the build starts.
 pub fn targets(cli: &Cli) -> Result<Vec<Reference>> {
     let mut names: Vec<String> = Vec::new();
-    let mut push_tags = cli.push;
-    for spec in &cli.outputs {
+    let mut push_tags = cli.build.push;
+    for spec in &cli.build.outputs {
         match registry_output(spec).transpose()? {
             Some(Some(name)) => names.push(name),
             Some(None) => push_tags = true,
@@ -22,10 +22,10 @@ pub fn targets(cli: &Cli) -> Result<Vec<Reference>> {
         }
     }
     if push_tags {
-        if cli.tags.is_empty() {
+        if cli.build.tags.is_empty() {
             bail!("--push and --output type=registry need a name: -t HOST[:PORT]/REPO[:TAG]");
         }
-        names.extend(cli.tags.iter().cloned());
+        names.extend(cli.build.tags.iter().cloned());
     }
     names
         .iter()

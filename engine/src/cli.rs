@@ -77,6 +77,28 @@ pub enum Command {
     Cp(cp::CpArgs),
     /// Display a live stream of container resource usage statistics
     Stats(stats::StatsArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Build an image from a Dockerfile (skiff-build's flags)
+    Build(transfer::BuildArgs),
+    /// Download an image from a registry
+    Pull(transfer::PullArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(images::TagArgs),
+    /// Remove one or more images
+    Rmi(images::RmiArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Save one or more images to a tar archive (docker format)
+    Save(transfer::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Log in to a registry
+    Login(transfer::LoginArgs),
+    /// Log out from a registry
+    Logout(transfer::LogoutArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),

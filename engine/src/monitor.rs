@@ -74,6 +74,12 @@ pub struct Stdio3 {
 }
 
 impl MonitorSetup {
+    /// Where the runtime keeps its containers' state: the shim puts them
+    /// below the root it is given, in a directory named after the namespace.
+    pub fn runtime_state_root(&self) -> PathBuf {
+        self.runtime_root.join(NAMESPACE)
+    }
+
     /// Starts (or finds) the monitor for container `id` whose bundle is
     /// `bundle`, and connects to it.
     pub fn start(&self, bundle: &Path, id: &str) -> Result<Monitor> {
@@ -285,14 +291,5 @@ impl Monitor {
             .pids(ctx(), &req)
             .map_err(|e| rpc_error("cannot list processes", e))?;
         Ok(resp.processes.iter().map(|p| p.pid).collect())
-    }
-
-    /// Asks the monitor to exit once it has no containers left.
-    pub fn shutdown(&self) {
-        let req = ShutdownRequest {
-            id: self.id.clone(),
-            ..Default::default()
-        };
-        let _ = self.client.shutdown(ctx(), &req);
     }
 }

@@ -59,10 +59,6 @@ impl Layout {
         self.root.join("engine/containers")
     }
 
-    pub fn container(&self, id: &str) -> PathBuf {
-        self.containers().join(id)
-    }
-
     pub fn volumes(&self) -> PathBuf {
         self.root.join("engine/volumes")
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::cleanup::unmount_all;
 use crate::image::{busybox_archive, IMAGE_REF};
@@ -50,8 +50,16 @@ impl EngineEnv {
 
     /// A unique name for this test's containers, networks and volumes.
     pub fn name(&self, what: &str) -> String {
-        let tag = self.tmp.path().file_name().unwrap_or_default().to_string_lossy();
-        format!("{what}-{}", tag.trim_start_matches("skiff-eng-").to_ascii_lowercase())
+        let tag = self
+            .tmp
+            .path()
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        format!(
+            "{what}-{}",
+            tag.trim_start_matches("skiff-eng-").to_ascii_lowercase()
+        )
     }
 
     /// `skiffctl --root ROOT ARGS`.
@@ -114,7 +122,10 @@ impl EngineEnv {
 
     /// Builds `dockerfile` (with `files` beside it) into the store as `tag`.
     pub fn build(&self, tag: &str, dockerfile: &str, files: &[(&str, &str)]) -> Result<()> {
-        let ctx = self.tmp.path().join(format!("ctx-{}", tag.replace([':', '/'], "_")));
+        let ctx = self
+            .tmp
+            .path()
+            .join(format!("ctx-{}", tag.replace([':', '/'], "_")));
         fs::create_dir_all(&ctx)?;
         fs::write(ctx.join("Dockerfile"), dockerfile)?;
         for (name, text) in files {
@@ -164,11 +175,23 @@ impl EngineEnv {
     pub fn leftovers(&self) -> Vec<String> {
         let mut left: Vec<String> = mounts_under(self.tmp.path());
         if let Ok(entries) = fs::read_dir(self.root.join("run/netns")) {
-            left.extend(entries.flatten().map(|e| format!("netns {}", e.path().display())));
+            left.extend(
+                entries
+                    .flatten()
+                    .map(|e| format!("netns {}", e.path().display())),
+            );
         }
-        left.extend(self.monitors().iter().map(|p| format!("monitor process {p}")));
+        left.extend(
+            self.monitors()
+                .iter()
+                .map(|p| format!("monitor process {p}")),
+        );
         if let Ok(entries) = fs::read_dir(self.root.join("engine/containers")) {
-            left.extend(entries.flatten().map(|e| format!("container {}", e.path().display())));
+            left.extend(
+                entries
+                    .flatten()
+                    .map(|e| format!("container {}", e.path().display())),
+            );
         }
         left
     }
@@ -203,7 +226,12 @@ impl Drop for EngineEnv {
     fn drop(&mut self) {
         let ids: Vec<String> = self
             .run(["ps", "-aq", "--no-trunc"])
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         for id in &ids {
             let _ = self.run(["rm", "-f", "-v", id]);

@@ -60,10 +60,7 @@ pub fn open(args: &StoreArgs) -> Result<Store> {
 
 /// The registry settings the command line gives.
 pub fn client_options(args: &RegistryArgs) -> ClientOptions {
-    ClientOptions {
-        insecure: args.insecure.clone(),
-        ..ClientOptions::default()
-    }
+    args.client_options()
 }
 
 /// `bytes` for people: 1.2MB, as docker shows sizes (powers of 1000).

@@ -6,6 +6,7 @@ pub mod cp;
 pub mod create;
 pub mod diff;
 pub mod exec;
+pub mod images;
 pub mod inspect;
 pub mod kill;
 pub mod logs;
@@ -21,6 +22,7 @@ pub mod stats;
 pub mod stop;
 pub mod system;
 pub mod top;
+pub mod transfer;
 pub mod volume;
 pub mod wait;
 
@@ -70,6 +72,17 @@ fn run_command(cli: Cli) -> Result<i32> {
         Command::Info => system::run(&engine, system::SystemCommand::Info),
         Command::Volume(c) => volume::run(&engine, c),
         Command::Network(c) => network::run(&engine, c),
+        Command::Images(a) => images::images(&engine, a),
+        Command::Tag(a) => images::tag(&engine, a),
+        Command::Rmi(a) => images::rmi(&engine, a),
+        Command::History(a) => images::history(&engine, a),
+        Command::Pull(a) => transfer::pull(&engine, a),
+        Command::Push(a) => transfer::push(&engine, a),
+        Command::Save(a) => transfer::save(&engine, a),
+        Command::Load(a) => transfer::load(&engine, a),
+        Command::Login(a) => transfer::login(&engine, a),
+        Command::Logout(a) => transfer::logout(&engine, a),
+        Command::Build(a) => transfer::build(&engine, a),
         Command::Version => {
             println!("skiffctl version {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -20,7 +20,12 @@ pub struct RmArgs {
 
 pub fn run(engine: &Engine, a: RmArgs) -> Result<i32> {
     super::for_each(engine, &a.containers, |engine, c, name| {
-        crate::lifecycle::remove(engine, c, a.force, a.volumes)?;
+        let policy = if a.volumes {
+            crate::lifecycle::VolumePolicy::All
+        } else {
+            crate::lifecycle::VolumePolicy::Keep
+        };
+        crate::lifecycle::remove(engine, c, a.force, policy)?;
         println!("{name}");
         Ok(())
     })

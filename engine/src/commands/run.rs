@@ -33,9 +33,13 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
         let _lock = lock::container(&engine.layout.locks(), &c.id)?;
         let mut c = engine.containers.load(&c.id)?;
         if let Err(e) = crate::lifecycle::start(engine, &mut c) {
-            if c.host.auto_remove {
-                let _ = crate::lifecycle::remove(engine, &mut c, true, true);
-            }
+            // `run` leaves nothing behind when the container cannot start.
+            let _ = crate::lifecycle::remove(
+                engine,
+                &mut c,
+                true,
+                crate::lifecycle::VolumePolicy::Anonymous,
+            );
             return Err(e);
         }
     }

@@ -49,7 +49,7 @@ fn sample(engine: &Engine, c: &Container) -> Option<Sample> {
     }
     let out = Command::new(&engine.monitor.runtime)
         .arg("--root")
-        .arg(&engine.monitor.runtime_root)
+        .arg(engine.monitor.runtime_state_root())
         .args(["events", "--stats", &c.id])
         .output()
         .ok()?;

@@ -68,7 +68,7 @@ fn human(n: u64) -> String {
 }
 
 /// The layer diff_ids (snapshots) images and containers still need.
-fn needed_layers(store: &Store, containers: &[Container]) -> HashSet<Digest> {
+pub fn needed_layers(store: &Store, containers: &[Container]) -> HashSet<Digest> {
     let mut keep = HashSet::new();
     for i in store.list().unwrap_or_default() {
         if let Ok(img) = Image::load(store, &i.descriptor, &Platform::host()) {
@@ -204,7 +204,9 @@ fn prune(engine: &Engine, all: bool, volumes: bool) -> Result<i32> {
             continue;
         }
         reclaimed += du(&engine.containers.dir(&c.id).upper());
-        if crate::lifecycle::remove(engine, &mut c, false, false).is_ok() {
+        if crate::lifecycle::remove(engine, &mut c, false, crate::lifecycle::VolumePolicy::Keep)
+            .is_ok()
+        {
             println!("{}", c.id);
         }
     }

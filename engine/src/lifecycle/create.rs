@@ -24,6 +24,20 @@ pub fn create(
     let store = engine.store()?;
     let image = image::resolve(&store, image_ref, pull, &engine.registry)?;
     let (mut config, host) = to_record(opts, &image.config, cmd)?;
+    // What start would refuse is refused now, before anything exists.
+    for p in &host.publish {
+        skiff_specs::net::parse_publish(p)?;
+    }
+    let user_networks: Vec<&str> = std::iter::once(host.network_mode.as_str())
+        .chain(host.networks.iter().map(|n| n.network.as_str()))
+        .filter(|n| !matches!(*n, "bridge" | "host" | "none"))
+        .collect();
+    if !user_networks.is_empty() {
+        let nets = super::networks(engine)?;
+        for n in user_networks {
+            nets.get(n)?;
+        }
+    }
 
     let _engine_lock = lock::engine(&engine.layout.locks())?;
     let name = match &opts.name {

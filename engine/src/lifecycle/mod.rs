@@ -14,7 +14,7 @@ mod teardown;
 pub use create::create;
 pub use network::{attachment, networks};
 pub use ports::resolve_ports;
-pub use remove::remove;
+pub use remove::{remove, VolumePolicy};
 pub use start::start;
 pub use stop::{parse_signal, stop, wait_exit};
 pub use teardown::{refresh, teardown};

@@ -10,7 +10,22 @@ use crate::container::status;
 use crate::engine::Engine;
 use crate::lock;
 
-pub fn remove(engine: &Engine, c: &mut Container, force: bool, volumes: bool) -> Result<()> {
+/// Which of the container's volumes go with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumePolicy {
+    Keep,
+    /// `--rm`: the anonymous ones (`-v /path`), as docker does.
+    Anonymous,
+    /// `rm -v`: also the named ones no other container uses.
+    All,
+}
+
+pub fn remove(
+    engine: &Engine,
+    c: &mut Container,
+    force: bool,
+    volumes: VolumePolicy,
+) -> Result<()> {
     let dir = engine.containers.dir(&c.id);
     let st = status::current(&dir);
     if status::is_running(&st) {
@@ -27,14 +42,18 @@ pub fn remove(engine: &Engine, c: &mut Container, force: bool, volumes: bool) ->
     // The runtime's state of a container whose monitor was killed.
     let _ = std::process::Command::new(&engine.monitor.runtime)
         .arg("--root")
-        .arg(&engine.monitor.runtime_root)
+        .arg(engine.monitor.runtime_state_root())
         .args(["delete", "--force", &c.id])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
-    if volumes {
+    if volumes != VolumePolicy::Keep {
         let others = engine.containers.list()?;
         for m in c.host.mounts.iter().filter(|m| m.kind == MountKind::Volume) {
+            let anonymous = engine.volumes.get(&m.source).is_ok_and(|v| v.anonymous);
+            if volumes == VolumePolicy::Anonymous && !anonymous {
+                continue;
+            }
             let shared = others.iter().any(|o| {
                 o.id != c.id
                     && o.host

@@ -46,7 +46,7 @@ pub fn refresh(engine: &Engine, c: &mut Container) -> Result<bool> {
     }
     teardown(engine, c)?;
     if c.host.auto_remove && st.status == skiff_specs::monitor::Status::Exited {
-        super::remove(engine, c, true, true)?;
+        super::remove(engine, c, true, super::VolumePolicy::Anonymous)?;
         return Ok(false);
     }
     Ok(true)
