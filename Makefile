@@ -54,6 +54,7 @@ install: build
 	install -D -m 0755 $(RELEASE_DIR)/skiff $(DESTDIR)$(PREFIX)/bin/skiff
 	install -D -m 0755 $(RELEASE_DIR)/skiff-build $(DESTDIR)$(PREFIX)/bin/skiff-build
 	install -D -m 0755 $(RELEASE_DIR)/containerd-shim-skiff-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-skiff-v2
+	install -D -m 0755 $(RELEASE_DIR)/skiffctl $(DESTDIR)$(PREFIX)/bin/skiffctl
 
 clean:
 	$(CARGO) clean

@@ -7,6 +7,7 @@ PKGS=(
   runc crun podman containerd skopeo umoci    # peers and real clients in the tests
   containernetworking-plugins iptables        # CRI pods: CNI bridge, host-local, loopback; the no-rules-left check
   netavark aardvark-dns iptables iproute2     # specs::net: container networks (netavark runs iptables; ip for stand-in veths)
+  tini                                        # skiffctl run --init (tini-static as PID 1)
   protobuf-compiler                           # protoc for the k8s-cri crate (tests/cri.rs's CRI client)
   docker-registry apache2-utils               # a loopback registry (htpasswd, token auth) for its tests
   ca-certificates openssl                     # ADD https: the trust store; test certificates

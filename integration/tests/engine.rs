@@ -400,6 +400,20 @@ fn limits_user_caps_and_read_only() -> Result<()> {
     ensure!(out.contains("CapEff:\t0000000000000000"), "{out}");
     ensure!(out.contains("ro-ok"), "{out}");
     ensure!(out.contains("50"), "{out}");
+    // --init: a tiny init is PID 1 and the command its child.
+    let out = env.ok([
+        "run",
+        "--rm",
+        "--init",
+        env.busybox(),
+        "sh",
+        "-c",
+        "cat /proc/1/comm; echo $$",
+    ])?;
+    ensure!(
+        out.starts_with("docker-init\n") && !out.ends_with("\n1\n"),
+        "{out:?}"
+    );
     // An OOM kill shows in inspect.
     let hog = env.name("hog");
     env.run([
@@ -556,6 +570,51 @@ fn a_killed_skiffctl_leaves_a_state_the_next_command_repairs() -> Result<()> {
     child.wait()?;
     // The container outlives its client; rm -f cleans everything up.
     ensure!(env.inspect(&name, "{{.State.Status}}")? == "running");
+    env.ok(["rm", "-f", &name])?;
+    env.assert_clean()
+}
+
+#[test]
+fn exec_and_run_with_a_terminal() -> Result<()> {
+    let env = EngineEnv::new()?;
+    let name = env.name("tty");
+    env.ok(["run", "-d", "--name", &name, env.busybox(), "sleep", "1000"])?;
+    let out = skiff_integration::pty::output_on_pty(
+        env.cmd([
+            "exec",
+            "-it",
+            &name,
+            "sh",
+            "-c",
+            "tty; stty size; echo exec-done",
+        ]),
+        Duration::from_secs(30),
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "exec -it: {text}");
+    ensure!(
+        text.contains("/dev/pts/") && text.contains("exec-done"),
+        "{text:?}"
+    );
+    let out = skiff_integration::pty::output_on_pty(
+        env.cmd([
+            "run",
+            "--rm",
+            "-it",
+            env.busybox(),
+            "sh",
+            "-c",
+            "tty; exit 4",
+        ]),
+        Duration::from_secs(30),
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.code() == Some(4),
+        "run -it exit {:?}: {text}",
+        out.status.code()
+    );
+    ensure!(text.contains("/dev/pts/"), "{text:?}");
     env.ok(["rm", "-f", &name])?;
     env.assert_clean()
 }

@@ -147,7 +147,7 @@ fn df(engine: &Engine) -> Result<i32> {
         .iter()
         .map(|(_, b)| *b)
         .sum();
-    let pct = |r: u64, t: u64| if t == 0 { 0 } else { r * 100 / t };
+    let pct = |r: u64, t: u64| (r * 100).checked_div(t).unwrap_or(0);
     println!(
         "{:<16}{:<10}{:<10}{:<12}RECLAIMABLE",
         "TYPE", "TOTAL", "ACTIVE", "SIZE"
@@ -180,12 +180,11 @@ fn df(engine: &Engine) -> Result<i32> {
         pct(reclaim_vols, vol_bytes)
     );
     println!(
-        "{:<16}{:<10}{:<10}{:<12}{}",
+        "{:<16}{:<10}{:<10}{}",
         "Layer Snapshots",
         "",
         "",
-        human(snap_bytes),
-        ""
+        human(snap_bytes)
     );
     Ok(0)
 }

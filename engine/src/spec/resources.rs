@@ -104,7 +104,7 @@ pub fn parse_cpus(value: &str) -> Result<i64> {
         .trim()
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid --cpus value {value:?}"))?;
-    if !(n >= 0.0 && n <= 1024.0) {
+    if !(0.0..=1024.0).contains(&n) {
         anyhow::bail!("invalid --cpus value {value:?}: out of range");
     }
     Ok((n * 1e9) as i64)
