@@ -99,6 +99,8 @@ pub enum Command {
     Login(transfer::LoginArgs),
     /// Log out from a registry
     Logout(transfer::LogoutArgs),
+    /// Define and run multi-container applications (docker compose v2)
+    Compose(compose::ComposeArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),

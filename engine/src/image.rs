@@ -23,7 +23,7 @@ pub fn resolve(
     registry: &ClientOptions,
 ) -> Result<Image> {
     if policy != PullPolicy::Always {
-        match Image::load_host(store, reference) {
+        match load_local(store, reference) {
             Ok(image) => return Ok(image),
             Err(StoreError::ImageNotFound { .. }) if policy == PullPolicy::Missing => {}
             Err(StoreError::ImageNotFound { .. }) => {
@@ -34,7 +34,24 @@ pub fn resolve(
         eprintln!("Unable to find image '{reference}' locally");
     }
     pull(store, reference, registry)?;
-    Image::load_host(store, reference).with_context(|| format!("image {reference}"))
+    load_local(store, reference).with_context(|| format!("image {reference}"))
+}
+
+/// `reference` from the store as given, or as docker normalises it
+/// (`busybox` is stored as `docker.io/library/busybox:latest` when pulled
+/// or loaded from a docker archive).
+pub fn load_local(store: &Store, reference: &str) -> Result<Image, StoreError> {
+    match Image::load_host(store, reference) {
+        Err(StoreError::ImageNotFound { .. }) => {
+            match skiff_specs::registry::Reference::parse(reference) {
+                Ok(full) if full.to_string() != reference => {
+                    Image::load_host(store, &full.to_string())
+                }
+                _ => Image::load_host(store, reference),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Pulls `reference` into the store.

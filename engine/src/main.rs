@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod compose;
 mod container;
 mod copy;
 mod engine;

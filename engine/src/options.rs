@@ -243,7 +243,7 @@ fn key_values(values: &[String], flag: &str) -> Result<BTreeMap<String, String>>
         .collect()
 }
 
-fn parse_ulimit(value: &str) -> Result<Ulimit> {
+pub fn parse_ulimit(value: &str) -> Result<Ulimit> {
     let bad = || anyhow::anyhow!("invalid --ulimit value {value:?}: use NAME=SOFT[:HARD]");
     let (name, limits) = value.split_once('=').ok_or_else(bad)?;
     let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
@@ -316,6 +316,30 @@ fn healthcheck(o: &ContainerOptions, image: &ImageConfig) -> Result<Option<Healt
     }
 }
 
+/// `--security-opt` values: no-new-privileges and seccomp (unconfined or a
+/// profile file, made absolute); label and apparmor options are accepted.
+pub fn parse_security_opts(values: &[String]) -> Result<(bool, Option<String>)> {
+    let mut no_new_privileges = false;
+    let mut seccomp = None;
+    for s in values {
+        let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
+        match (k, v) {
+            ("no-new-privileges", "" | "true") => no_new_privileges = true,
+            ("no-new-privileges", "false") => no_new_privileges = false,
+            ("seccomp", "unconfined") => seccomp = Some("unconfined".to_owned()),
+            ("seccomp", file) if !file.is_empty() => {
+                let path = std::fs::canonicalize(file).with_context(|| {
+                    format!("--security-opt seccomp={file}: cannot read the profile")
+                })?;
+                seccomp = Some(path.display().to_string());
+            }
+            ("label" | "apparmor", _) => {}
+            _ => bail!("invalid --security-opt value {s:?}"),
+        }
+    }
+    Ok((no_new_privileges, seccomp))
+}
+
 /// What the flags say, checked, as the record's Config and HostConfig.
 pub fn to_record(
     o: &ContainerOptions,
@@ -358,24 +382,7 @@ pub fn to_record(
         }
     }
 
-    let mut no_new_privileges = false;
-    let mut seccomp = None;
-    for s in &o.security_opt {
-        let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
-        match (k, v) {
-            ("no-new-privileges", "" | "true") => no_new_privileges = true,
-            ("no-new-privileges", "false") => no_new_privileges = false,
-            ("seccomp", "unconfined") => seccomp = Some("unconfined".to_owned()),
-            ("seccomp", file) if !file.is_empty() => {
-                let path = std::fs::canonicalize(file).with_context(|| {
-                    format!("--security-opt seccomp={file}: cannot read the profile")
-                })?;
-                seccomp = Some(path.display().to_string());
-            }
-            ("label" | "apparmor", _) => {}
-            _ => bail!("invalid --security-opt value {s:?}"),
-        }
-    }
+    let (no_new_privileges, seccomp) = parse_security_opts(&o.security_opt)?;
 
     let restart =
         RestartPolicy::parse(&o.restart).map_err(|e| anyhow::anyhow!("--restart: {e}"))?;

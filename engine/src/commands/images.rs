@@ -193,7 +193,7 @@ pub fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
 
 pub fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
     let store = engine.store()?;
-    let image = Image::load_host(&store, &a.image)
+    let image = crate::image::load_local(&store, &a.image)
         .map_err(|_| anyhow::anyhow!("No such image: {}", a.image))?;
     let mut layers = image.manifest.layers.iter();
     let mut rows = Vec::new();

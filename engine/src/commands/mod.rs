@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod commit;
+pub mod compose;
 pub mod cp;
 pub mod create;
 pub mod diff;
@@ -83,6 +84,7 @@ fn run_command(cli: Cli) -> Result<i32> {
         Command::Login(a) => transfer::login(&engine, a),
         Command::Logout(a) => transfer::logout(&engine, a),
         Command::Build(a) => transfer::build(&engine, a),
+        Command::Compose(a) => compose::run(&engine, a),
         Command::Version => {
             println!("skiffctl version {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -23,7 +23,9 @@ pub struct RunArgs {
 }
 
 pub fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
+    let t0 = std::time::Instant::now();
     let c = crate::lifecycle::create(engine, &a.opts, &a.image, &a.command, a.opts.pull)?;
+    tracing::debug!("run {}: created at {:?}", c.name, t0.elapsed());
     let session = if a.detach {
         None
     } else {
@@ -47,11 +49,14 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
         println!("{}", c.id);
         return Ok(0);
     };
+    tracing::debug!("run {}: started at {:?}", c.name, t0.elapsed());
     let code = session.attach(engine, a.opts.interactive)?;
+    tracing::debug!("run {}: exited at {:?}", c.name, t0.elapsed());
     let _lock = lock::container(&engine.layout.locks(), &c.id)?;
     if let Ok(mut c) = engine.containers.load(&c.id) {
         // The monitor's cleanup may not have run yet: tear down here.
         crate::lifecycle::refresh(engine, &mut c)?;
     }
+    tracing::debug!("run {}: cleaned up at {:?}", c.name, t0.elapsed());
     Ok(code)
 }

@@ -23,7 +23,28 @@ pub fn create(
 ) -> Result<Container> {
     let store = engine.store()?;
     let image = image::resolve(&store, image_ref, pull, &engine.registry)?;
-    let (mut config, host) = to_record(opts, &image.config, cmd)?;
+    let (config, host) = to_record(opts, &image.config, cmd)?;
+    create_record(
+        engine,
+        opts.name.as_deref(),
+        image_ref,
+        &image,
+        config,
+        host,
+    )
+}
+
+/// Makes the container from its Config and HostConfig (the flags' or a
+/// compose service's) and the loaded image.
+pub fn create_record(
+    engine: &Engine,
+    name: Option<&str>,
+    image_ref: &str,
+    image: &skiff_specs::Image,
+    mut config: crate::container::record::Config,
+    host: crate::container::record::HostConfig,
+) -> Result<Container> {
+    let store = engine.store()?;
     // What start would refuse is refused now, before anything exists.
     for p in &host.publish {
         skiff_specs::net::parse_publish(p)?;
@@ -40,7 +61,7 @@ pub fn create(
     }
 
     let _engine_lock = lock::engine(&engine.layout.locks())?;
-    let name = match &opts.name {
+    let name = match name {
         Some(n) => {
             let n = n.trim_start_matches('/');
             if !ids::valid_name(n) {

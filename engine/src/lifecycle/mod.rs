@@ -11,7 +11,7 @@ mod start;
 mod stop;
 mod teardown;
 
-pub use create::create;
+pub use create::{create, create_record};
 pub use network::{attachment, networks};
 pub use ports::resolve_ports;
 pub use remove::{remove, VolumePolicy};

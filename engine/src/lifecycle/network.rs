@@ -146,9 +146,11 @@ pub fn disconnect(engine: &Engine, c: &mut Container) -> Vec<String> {
     if let (Some(att), Some(ns)) = (attachment(c), c.active.netns.clone()) {
         match networks(engine) {
             Ok(nets) => {
+                let t0 = std::time::Instant::now();
                 if let Err(e) = nets.disconnect(&att, &ns) {
                     errors.push(format!("network teardown: {e}"));
                 }
+                tracing::debug!("netavark teardown took {:?}", t0.elapsed());
             }
             Err(e) => errors.push(format!("{e:#}")),
         }

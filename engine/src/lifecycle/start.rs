@@ -52,6 +52,9 @@ pub fn start(engine: &Engine, c: &mut Container) -> Result<()> {
 }
 
 fn set_up_and_run(engine: &Engine, c: &mut Container, dir: &ContainerDir) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let name = c.name.clone();
+    let step = |what: &str| tracing::debug!("start {name}: {what} at {:?}", t0.elapsed());
     let store = engine.store()?;
     let image = Image::load(&store, &c.manifest, &skiff_specs::Platform::host())
         .with_context(|| format!("the image of container {} ({})", c.name, c.image))?;
@@ -66,6 +69,7 @@ fn set_up_and_run(engine: &Engine, c: &mut Container, dir: &ContainerDir) -> Res
         netns
     };
 
+    step("network");
     let lowers = crate::snapshots::open(engine)?.prepare(&store, &c.manifest)?;
     let rootfs = dir.rootfs();
     fs::create_dir_all(&rootfs)?;
@@ -74,6 +78,7 @@ fn set_up_and_run(engine: &Engine, c: &mut Container, dir: &ContainerDir) -> Res
     c.active.rootfs_mounted = true;
     engine.containers.save(c)?;
 
+    step("rootfs mounted");
     super::network::write_files(engine, c, dir)?;
     let mounts = resolve_mounts(engine, c, &rootfs)?;
     let init = if c.host.init {
@@ -147,6 +152,7 @@ fn set_up_and_run(engine: &Engine, c: &mut Container, dir: &ContainerDir) -> Res
         m.create(&engine.monitor, &bundle, &stdio)?;
         Ok(m)
     };
+    step("spec written");
     let m = match create() {
         Ok(m) => m,
         Err(first) => {
@@ -155,6 +161,7 @@ fn set_up_and_run(engine: &Engine, c: &mut Container, dir: &ContainerDir) -> Res
             create()?
         }
     };
+    step("monitor created the container");
     if let Err(e) = m.start("") {
         let _ = m.delete("");
         return Err(e);

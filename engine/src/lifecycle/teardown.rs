@@ -21,7 +21,9 @@ pub fn teardown(engine: &Engine, c: &mut Container) -> Result<()> {
     if nothing {
         return Ok(());
     }
+    let t0 = std::time::Instant::now();
     let mut errors = super::network::disconnect(engine, c);
+    tracing::debug!("teardown {}: network down at {:?}", c.name, t0.elapsed());
     if let Err(e) = crate::rootfs::unmount(&dir.rootfs()) {
         errors.push(format!("{e:#}"));
     } else {

@@ -1,0 +1,96 @@
+//! `down`: stop and remove the project's containers in reverse dependency
+//! order, then its networks; `-v` its named volumes, `--rmi` its images.
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use super::{resources, ComposeArgs, SERVICE_LABEL};
+use crate::engine::Engine;
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Remove named volumes declared in the "volumes" section and anonymous volumes
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    /// Remove images used by services: "local" (built ones without a custom tag) or "all"
+    #[arg(long)]
+    pub rmi: Option<String>,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long = "remove-orphans")]
+    pub remove_orphans: bool,
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long)]
+    pub timeout: Option<u64>,
+}
+
+pub fn run(engine: &Engine, a: &ComposeArgs, d: &DownArgs) -> Result<i32> {
+    if let Some(r) = d.rmi.as_deref() {
+        if r != "local" && r != "all" {
+            bail!("invalid --rmi value {r:?}: use local or all");
+        }
+    }
+    let project = super::project(a, &[])?;
+    let order = project.dependency_order(&super::selected(&project, &[])?, true)?;
+    let mut containers = super::containers(engine, &project.name, true)?;
+    // Reverse dependency order; orphans and one-offs first.
+    containers.sort_by_key(|c| {
+        let svc = c
+            .config
+            .labels
+            .get(SERVICE_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        std::cmp::Reverse(
+            order
+                .iter()
+                .position(|s| *s == svc)
+                .map_or(usize::MAX, |i| i + 1),
+        )
+    });
+    let mut errors = Vec::new();
+    for c in &containers {
+        let svc = c
+            .config
+            .labels
+            .get(SERVICE_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        let orphan = project.service(&svc).is_none() && !project.disabled_services.contains(&svc);
+        if orphan && !d.remove_orphans {
+            eprintln!(
+                "WARN[0000] Found orphan container ({}). Use --remove-orphans to clean it up.",
+                c.name
+            );
+            continue;
+        }
+        eprintln!(" Container {}  Stopping", c.name);
+        match super::up::remove_container(engine, c, d.timeout) {
+            Ok(()) => eprintln!(" Container {}  Removed", c.name),
+            Err(e) => errors.push(format!("container {}: {e:#}", c.name)),
+        }
+    }
+    errors.extend(resources::remove_networks(engine, &project));
+    if d.volumes {
+        errors.extend(resources::remove_volumes(engine, &project));
+    }
+    if let Some(mode) = d.rmi.as_deref() {
+        let store = engine.store()?;
+        for svc in &project.services {
+            let built_locally = svc.build.is_some() && svc.image.is_none();
+            if mode == "all" || built_locally {
+                let name = project.image_name(svc);
+                if store.resolve(&name).is_ok() {
+                    match store.remove(&skiff_builder::export::normalize_tag(&name)) {
+                        Ok(_) => eprintln!(" Image {name}  Removed"),
+                        Err(e) => errors.push(format!("image {name}: {e}")),
+                    }
+                }
+            }
+        }
+        let _ = store.gc();
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(0)
+}
