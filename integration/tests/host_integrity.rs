@@ -73,6 +73,14 @@ const SYSCTLS: &[&str] = &[
     "vm/overcommit_memory",
 ];
 
+/// The forwarding switches netavark may turn on (the kernel mirrors
+/// ip_forward into every interface's `forwarding`).
+const FORWARDING: &[&str] = &[
+    "net/ipv4/ip_forward",
+    "net/ipv4/conf/all/forwarding",
+    "net/ipv4/conf/lo/forwarding",
+];
+
 /// Mount points of the real host a runtime must never touch.
 fn is_system_mount(point: &str) -> bool {
     matches!(
@@ -144,7 +152,18 @@ impl HostView {
             &mut diffs,
         );
         diff_maps("/dev", &before.dev, &self.dev, &mut diffs);
-        diff_maps("sysctl", &before.sysctls, &self.sysctls, &mut diffs);
+        // netavark (the engine's and builder's container networking, whose
+        // tests may run meanwhile) turns IPv4 forwarding on for the host, as
+        // docker and podman do, and never off: that one change is allowed.
+        let mut sysctls_after = self.sysctls.clone();
+        for k in FORWARDING {
+            if before.sysctls.get(*k).is_some_and(|v| v == "0")
+                && sysctls_after.get(*k).is_some_and(|v| v == "1")
+            {
+                sysctls_after.insert((*k).to_owned(), "0".to_owned());
+            }
+        }
+        diff_maps("sysctl", &before.sysctls, &sysctls_after, &mut diffs);
         // Other tests add and remove their own interfaces meanwhile; every
         // interface that was there (lo above all) must be there unchanged.
         for (name, was) in &before.links {

@@ -308,7 +308,11 @@ impl Networks {
         let opts = Options::new(&att.container_id, &att.container_name, &members, &att.ports)?;
         let status = {
             let _host = self.host_lock()?;
-            Netavark::new(&self.cfg).setup(netns, &opts)?
+            let status = Netavark::new(&self.cfg).setup(netns, &opts)?;
+            // Our jump to the isolation rules, before anyone's teardown can
+            // delete netavark's (firewall.rs says why).
+            self.iptables.keep_isolation()?;
+            status
         };
         let mut filled = att.clone();
         for iface in &mut filled.interfaces {
@@ -424,7 +428,8 @@ impl Networks {
     /// netavark teardown of `ifaces` (with `ports`) in `netns`, or in a
     /// stand-in namespace when it is gone. Interfaces missing in the
     /// namespace get a stand-in veth, since netavark 1.4 stops before the host
-    /// side when it cannot delete one. The caller holds the host lock.
+    /// side when it cannot delete one. Then our jump to the isolation rules is
+    /// set right (`firewall.rs`). The caller holds the host lock.
     fn teardown(
         &self,
         att: &Attachment,
@@ -474,6 +479,11 @@ impl Networks {
             other => other,
         };
         let mut errors: Vec<NetError> = result.err().into_iter().collect();
+        // netavark 1.4 deletes its jump to the isolation rules with a
+        // network's last container, whoever else needs it: keep ours there.
+        if let Err(e) = self.iptables.keep_isolation() {
+            errors.push(e);
+        }
         // netavark removes a bridge with its last port; a stand-in it left goes here.
         for bridge in made_bridges {
             if let Err(e) = remove_idle_bridge(&bridge) {

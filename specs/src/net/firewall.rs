@@ -1,6 +1,7 @@
 //! What we do with iptables ourselves: read netavark's port forwards (for
-//! the "port is already allocated" check across stores and podman), and
-//! remove netavark's host-wide chains once nothing uses them.
+//! the "port is already allocated" check across stores and podman), keep
+//! networks isolated from each other, and remove netavark's host-wide chains
+//! once nothing uses them.
 //!
 //! netavark 1.4 (iptables driver) creates, besides per-network chains that its
 //! teardown removes with the network's last container, chains shared by all
@@ -13,6 +14,22 @@
 //! if another netavark (podman's, another store's) added a rule or a
 //! reference meanwhile, deleting a non-empty or referenced chain fails and
 //! nothing changes.
+//!
+//! Isolation: each network with the `isolate` option adds its DROP rules to
+//! NETAVARK_ISOLATION_1/2, which work only while FORWARD jumps to
+//! NETAVARK_ISOLATION_1 ahead of its jump to NETAVARK_FORWARD (whose
+//! per-subnet ACCEPT rules would let the traffic through). netavark 1.4's
+//! setup inserts that jump (`-I FORWARD 1 -j NETAVARK_ISOLATION_1`, if
+//! missing) but its teardown deletes it whenever a network loses its last
+//! container, although other networks (another store's, or the same
+//! store's) still have rules there: from then until the next setup anywhere
+//! on the host, containers of different networks reach each other.
+//! [`Iptables::keep_isolation`] therefore keeps a jump of our own, told
+//! apart by its comment so that netavark never deletes it, first in FORWARD
+//! while NETAVARK_ISOLATION_1 holds rules, and removes it when it holds none.
+//! It runs after every netavark setup and teardown in the same hold of the
+//! host lock, so the jump is in place before any teardown can take
+//! netavark's away.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -36,6 +53,10 @@ const CONTENT_CHAINS: [&str; 4] = [
     "NETAVARK_ISOLATION_2",
     "NETAVARK-HOSTPORT-DNAT",
 ];
+const ISOLATION_1: &str = "NETAVARK_ISOLATION_1";
+/// The comment of our jump to NETAVARK_ISOLATION_1: netavark deletes its own
+/// (`-j NETAVARK_ISOLATION_1` without a match), never this one.
+const ISOLATION_COMMENT: &str = "skiff: isolation of netavark networks";
 const NAT_SHARED: [&str; 3] = [
     "NETAVARK-HOSTPORT-DNAT",
     "NETAVARK-HOSTPORT-MASQ",
@@ -89,11 +110,22 @@ impl Table {
 
     /// Rules of other chains that jump to `chain`.
     fn jumps_to<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a String> + 'a {
-        self.rules.iter().filter(move |r| {
-            let words: Vec<&str> = r.split_whitespace().collect();
-            words.windows(2).any(|w| w[0] == "-j" && w[1] == chain)
-        })
+        self.rules
+            .iter()
+            .filter(move |r| jump_target(r) == Some(chain))
     }
+}
+
+/// The chain or target a rule jumps to (`-j X`).
+fn jump_target(rule: &str) -> Option<&str> {
+    let words: Vec<&str> = rule.split_whitespace().collect();
+    words.windows(2).find(|w| w[0] == "-j").map(|w| w[1])
+}
+
+/// Whether a FORWARD rule is our jump to NETAVARK_ISOLATION_1.
+fn is_isolation_jump(rule: &str) -> bool {
+    jump_target(rule) == Some(ISOLATION_1)
+        && rule.contains(&format!("--comment \"{ISOLATION_COMMENT}\""))
 }
 
 impl Iptables {
@@ -153,6 +185,16 @@ impl Iptables {
     /// Host ports that netavark DNAT rules forward now (any store, podman).
     pub(crate) fn forwards(&self) -> Result<Vec<Forward>, NetError> {
         Ok(parse_forwards(&self.save("nat")?))
+    }
+
+    /// Puts our jump to NETAVARK_ISOLATION_1 first in FORWARD while that
+    /// chain holds rules, and removes it when it holds none (see the module
+    /// text). The caller holds the host lock.
+    pub(crate) fn keep_isolation(&self) -> Result<(), NetError> {
+        match isolation_script(&self.save("filter")?) {
+            Some(script) => self.restore(&script),
+            None => Ok(()),
+        }
     }
 
     /// Deletes netavark's shared chains of each table where no network uses
@@ -220,6 +262,41 @@ pub(crate) fn prune_script(table: &str, current: &Table, shared: &[&str]) -> Opt
     }
     for chain in &present {
         script.push_str(&format!("-X {chain}\n"));
+    }
+    script.push_str("COMMIT\n");
+    Some(script)
+}
+
+/// The iptables-restore script that makes `filter`'s FORWARD chain jump to
+/// NETAVARK_ISOLATION_1 through our rule, once and ahead of every jump to
+/// NETAVARK_FORWARD, if that chain has rules; that removes our rule if it
+/// has none. `None` when FORWARD is that way already.
+pub(crate) fn isolation_script(filter: &Table) -> Option<String> {
+    let forward: Vec<&String> = filter.rules_of("FORWARD").collect();
+    let ours: Vec<usize> = (0..forward.len())
+        .filter(|i| is_isolation_jump(forward[*i]))
+        .collect();
+    let needed = filter.rules_of(ISOLATION_1).next().is_some();
+    let accept = forward
+        .iter()
+        .position(|r| jump_target(r) == Some("NETAVARK_FORWARD"));
+    let settled = match (needed, ours.as_slice()) {
+        (true, [one]) => accept.is_none_or(|a| *one < a),
+        (false, []) => true,
+        _ => false,
+    };
+    if settled {
+        return None;
+    }
+    // One transaction: a misplaced jump is moved without a moment of none.
+    let mut script = String::from("*filter\n");
+    for i in &ours {
+        script.push_str(&format!("-D{}\n", &forward[*i][2..]));
+    }
+    if needed {
+        script.push_str(&format!(
+            "-I FORWARD 1 -m comment --comment \"{ISOLATION_COMMENT}\" -j {ISOLATION_1}\n"
+        ));
     }
     script.push_str("COMMIT\n");
     Some(script)
@@ -335,6 +412,76 @@ mod tests {
             ":NETAVARK-1234 - [0:0]\n:NETAVARK-HOSTPORT-DNAT",
         );
         assert!(prune_script("nat", &Table::parse(&busy_nat), &NAT_SHARED).is_none());
+    }
+
+    /// A filter table in use by an isolated network, with `forward` as FORWARD.
+    fn filter_in_use(forward: &[&str]) -> Table {
+        let mut text = String::from(
+            "*filter\n:FORWARD ACCEPT [0:0]\n:NETAVARK_FORWARD - [0:0]\n\
+:NETAVARK_ISOLATION_1 - [0:0]\n:NETAVARK_ISOLATION_2 - [0:0]\n",
+        );
+        for rule in forward {
+            text.push_str(&format!("-A FORWARD {rule}\n"));
+        }
+        text.push_str(
+            "-A NETAVARK_FORWARD -s 10.1.0.0/24 -j ACCEPT\n\
+-A NETAVARK_ISOLATION_1 -i sk-1 ! -o sk-1 -j NETAVARK_ISOLATION_2\n\
+-A NETAVARK_ISOLATION_2 -o sk-1 -j DROP\nCOMMIT\n",
+        );
+        Table::parse(&text)
+    }
+
+    const NETAVARKS: &str = "-j NETAVARK_ISOLATION_1";
+    const ACCEPTS: &str =
+        "-m comment --comment \"netavark firewall plugin rules\" -j NETAVARK_FORWARD";
+    const OURS: &str =
+        "-m comment --comment \"skiff: isolation of netavark networks\" -j NETAVARK_ISOLATION_1";
+
+    #[test]
+    fn isolation_jump_is_added_first() {
+        let insert = format!("*filter\n-I FORWARD 1 {OURS}\nCOMMIT\n");
+        // netavark's teardown deleted its jump; then also with it there.
+        for forward in [&[ACCEPTS][..], &[NETAVARKS, ACCEPTS]] {
+            let script = isolation_script(&filter_in_use(forward));
+            assert_eq!(script.as_deref(), Some(insert.as_str()), "{forward:?}");
+        }
+        for forward in [&[OURS, ACCEPTS][..], &[NETAVARKS, OURS, ACCEPTS], &[OURS]] {
+            assert!(
+                isolation_script(&filter_in_use(forward)).is_none(),
+                "{forward:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn misplaced_or_doubled_isolation_jump_is_moved() {
+        let moved = format!("*filter\n-D FORWARD {OURS}\n-I FORWARD 1 {OURS}\nCOMMIT\n");
+        let script = isolation_script(&filter_in_use(&[ACCEPTS, OURS]));
+        assert_eq!(script.as_deref(), Some(moved.as_str()));
+        let twice =
+            format!("*filter\n-D FORWARD {OURS}\n-D FORWARD {OURS}\n-I FORWARD 1 {OURS}\nCOMMIT\n");
+        let script = isolation_script(&filter_in_use(&[OURS, OURS, ACCEPTS]));
+        assert_eq!(script.as_deref(), Some(twice.as_str()));
+    }
+
+    #[test]
+    fn isolation_jump_goes_with_the_last_isolated_network() {
+        let idle_with_ours =
+            FILTER_IDLE.replace("-A FORWARD", &format!("-A FORWARD {OURS}\n-A FORWARD"));
+        let script = isolation_script(&Table::parse(&idle_with_ours));
+        assert_eq!(
+            script.as_deref(),
+            Some(format!("*filter\n-D FORWARD {OURS}\nCOMMIT\n").as_str())
+        );
+        // Nothing to do without isolation rules and without our jump.
+        assert!(isolation_script(&Table::parse(FILTER_IDLE)).is_none());
+        assert!(
+            isolation_script(&Table::parse("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n")).is_none()
+        );
+        // Pruning an idle table deletes our jump with netavark's.
+        let prune =
+            prune_script("filter", &Table::parse(&idle_with_ours), &FILTER_SHARED).expect("idle");
+        assert!(prune.contains(&format!("-D FORWARD {OURS}\n")), "{prune}");
     }
 
     #[test]

@@ -42,7 +42,9 @@
 //!   `NETAVARK-<hash>` (masquerade of the subnet, outbound NAT), accept rules
 //!   in `filter` NETAVARK_FORWARD, and with the `isolate` option we always set,
 //!   NETAVARK_ISOLATION_1/2 rules that drop traffic between different
-//!   networks' bridges (docker's isolation); per container with ports a
+//!   networks' bridges (docker's isolation), reached by a FORWARD jump that
+//!   its teardown deletes with any network's last container, even while
+//!   other networks still have rules there; per container with ports a
 //!   `NETAVARK-DN-<hash>` chain with the DNAT rules, reached from
 //!   NETAVARK-HOSTPORT-DNAT for local destinations in PREROUTING and OUTPUT
 //!   (so published ports answer on 127.0.0.1 and every host address, and for
@@ -60,8 +62,10 @@
 //! checks before anything is set up; hairpin mode on bridge ports
 //! (`hairpin.rs`: needed here because br_netfilter is built in); stand-in
 //! veths and namespaces so teardown works when the namespace is gone; rollback
-//! of failed setups; removal of netavark's idle shared chains; and the
-//! container's hosts, resolv.conf and hostname files.
+//! of failed setups; a FORWARD jump of our own to the isolation rules that
+//! netavark never deletes (`firewall.rs`), so networks stay isolated while
+//! other stores tear theirs down; removal of netavark's idle shared chains;
+//! and the container's hosts, resolv.conf and hostname files.
 
 mod attach;
 mod claims;
