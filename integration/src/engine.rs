@@ -186,17 +186,31 @@ impl EngineEnv {
                 .iter()
                 .map(|p| format!("monitor process {p}")),
         );
-        if let Ok(entries) = fs::read_dir(self.root.join("engine/containers")) {
-            left.extend(
-                entries
-                    .flatten()
-                    .map(|e| format!("container {}", e.path().display())),
-            );
+        for dir in ["engine/containers", "engine/containers/.removing"] {
+            if let Ok(entries) = fs::read_dir(self.root.join(dir)) {
+                left.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_name() != ".removing")
+                        .map(|e| format!("container {}", e.path().display())),
+                );
+            }
         }
         left
     }
 
     pub fn assert_clean(&self) -> Result<()> {
+        // `run --rm` finishes a removal (its network teardown) in the
+        // background: give it time, then everything must be gone.
+        let removing = self.root.join("engine/containers/.removing");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while fs::read_dir(&removing)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let left = self.leftovers();
         if !left.is_empty() {
             bail!("the engine left: {left:?}");

@@ -34,6 +34,8 @@ pub struct ExecOpts<'a> {
 impl Runtime {
     fn base(&self) -> Command {
         let mut c = Command::new(&self.binary);
+        // Paths are absolute; a removed bundle must not be the runtime's cwd.
+        c.current_dir("/");
         c.arg("--root").arg(&self.root);
         if let Some(log) = &self.log {
             c.arg("--log").arg(log).args(["--log-format", "json"]);

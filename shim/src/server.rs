@@ -37,6 +37,12 @@ pub fn run(flags: &Flags) -> Result<()> {
     }
     redirect_stderr_to_log_fifo();
     logging::init(flags.debug);
+    // Started in the first container's bundle; a shim serving a group (a
+    // pod, an engine) outlives that bundle, so it must not keep it as its
+    // working directory (every runtime call would then fail in getcwd).
+    if let Err(e) = std::env::set_current_dir("/") {
+        tracing::warn!("cannot change to /: {e}");
+    }
 
     // Blocked before any thread starts, so every thread inherits the mask and
     // only the sigwait below sees these.

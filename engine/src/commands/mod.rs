@@ -121,13 +121,13 @@ pub fn for_each(
 /// The monitor's on-exit command: tear down what the container had, and
 /// remove it when it was started with --rm. Quiet when there is nothing left.
 fn cleanup(engine: &Engine, id: &str) -> Result<i32> {
-    if engine.containers.load(id).is_err() {
-        return Ok(0);
+    if engine.containers.load(id).is_ok() {
+        let _lock = lock::container(&engine.layout.locks(), id)?;
+        if let Ok(mut c) = engine.containers.load(id) {
+            crate::lifecycle::refresh(engine, &mut c)?;
+        }
     }
-    let _lock = lock::container(&engine.layout.locks(), id)?;
-    let Ok(mut c) = engine.containers.load(id) else {
-        return Ok(0);
-    };
-    crate::lifecycle::refresh(engine, &mut c)?;
+    // A `--rm` container set aside (by us or by `run`): finish it here.
+    crate::lifecycle::finish_removal(engine, id)?;
     Ok(0)
 }

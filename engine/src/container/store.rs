@@ -142,6 +142,46 @@ impl ContainerStore {
         Ok(self.list()?.into_iter().find(|c| c.name == name))
     }
 
+    /// Where containers go while their removal finishes in the background
+    /// (`run --rm`): out of every listing, their names free at once.
+    pub fn removing(&self) -> PathBuf {
+        self.dir.join(".removing")
+    }
+
+    /// The directory of a container being removed.
+    pub fn removing_dir(&self, id: &str) -> ContainerDir {
+        ContainerDir(self.removing().join(id))
+    }
+
+    /// Moves a container out of the listings (see `removing`).
+    pub fn begin_removal(&self, id: &str) -> Result<ContainerDir> {
+        let to = self.removing();
+        fs::create_dir_all(&to).with_context(|| format!("cannot create {}", to.display()))?;
+        let from = self.dir(id);
+        let dest = self.removing_dir(id);
+        fs::rename(from.path(), dest.path())
+            .with_context(|| format!("cannot move {} aside", from.path().display()))?;
+        Ok(dest)
+    }
+
+    /// Ids of containers whose removal has not finished.
+    pub fn removing_ids(&self) -> Vec<String> {
+        fs::read_dir(self.removing())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The record of a container being removed.
+    pub fn load_removing(&self, id: &str) -> Result<Container> {
+        let path = self.removing_dir(id).record();
+        let bytes = fs::read(&path).with_context(|| format!("No such container: {id}"))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: invalid record", path.display()))
+    }
+
     /// Removes a container's directory (its writable layer included).
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);

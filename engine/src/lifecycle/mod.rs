@@ -14,7 +14,7 @@ mod teardown;
 pub use create::{create, create_record};
 pub use network::{attachment, networks};
 pub use ports::resolve_ports;
-pub use remove::{remove, VolumePolicy};
+pub use remove::{finish_pending, finish_removal, remove, remove_deferred, VolumePolicy};
 pub use start::start;
 pub use stop::{parse_signal, stop, wait_exit};
 pub use teardown::{refresh, teardown};

@@ -60,7 +60,15 @@ pub fn connect(engine: &Engine, c: &mut Container, _dir: &ContainerDir) -> Resul
         });
     }
     let ports = super::resolve_ports(c)?;
-    nets.check_ports_free(&ports)?;
+    if let Err(e) = nets.check_ports_free(&ports) {
+        if !e.is_port_allocated() {
+            return Err(e.into());
+        }
+        // A container that stopped (or was removed with --rm) a moment ago
+        // may still hold the port until its cleanup finishes: finish it.
+        release_stopped(engine, &c.id);
+        nets.check_ports_free(&ports)?;
+    }
     let ns = Netns::create(engine.layout.run(), &c.id)?;
     c.active.netns = Some(ns.path.clone());
     let req = AttachRequest {
@@ -80,6 +88,27 @@ pub fn connect(engine: &Engine, c: &mut Container, _dir: &ContainerDir) -> Resul
     };
     c.active.network = Some(serde_json::to_value(&att)?);
     Ok(NetNs::Path(req.netns))
+}
+
+/// Finishes the network teardown of every stopped container but `except`
+/// (their cleanups may be running behind) and of pending removals.
+fn release_stopped(engine: &Engine, except: &str) {
+    if let Err(e) = super::finish_pending(engine) {
+        tracing::warn!("{e:#}");
+    }
+    for other in engine.containers.list().unwrap_or_default() {
+        if other.id == except || other.active.network.is_none() {
+            continue;
+        }
+        let Ok(_lock) = crate::lock::container(&engine.layout.locks(), &other.id) else {
+            continue;
+        };
+        if let Ok(mut o) = engine.containers.load(&other.id) {
+            if let Err(e) = super::teardown(engine, &mut o) {
+                tracing::warn!("{e:#}");
+            }
+        }
+    }
 }
 
 /// The attachment recorded at start, if any.

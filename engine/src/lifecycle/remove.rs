@@ -39,14 +39,91 @@ pub fn remove(
         super::stop(engine, c, Some(0))?;
     }
     super::teardown(engine, c)?;
-    // The runtime's state of a container whose monitor was killed.
-    let _ = std::process::Command::new(&engine.monitor.runtime)
-        .arg("--root")
-        .arg(engine.monitor.runtime_state_root())
-        .args(["delete", "--force", &c.id])
+    release(engine, c, volumes)?;
+    engine.containers.remove(&c.id)?;
+    lock::remove(&engine.layout.locks(), &c.id);
+    Ok(())
+}
+
+/// `run --rm`'s removal: the container leaves every listing (its name is
+/// free) once its rootfs is unmounted; its network teardown (netavark's,
+/// hundreds of milliseconds) finishes in a detached `container-cleanup`.
+/// A port it published stays taken until then (see `finish_pending`).
+pub fn remove_deferred(engine: &Engine, c: &mut Container, volumes: VolumePolicy) -> Result<()> {
+    let dir = engine.containers.dir(&c.id);
+    if status::is_running(&status::current(&dir)) {
+        super::stop(engine, c, Some(0))?;
+    }
+    crate::rootfs::unmount(&dir.rootfs())?;
+    c.active.rootfs_mounted = false;
+    engine.containers.save(c)?;
+    release(engine, c, volumes)?;
+    engine.containers.begin_removal(&c.id)?;
+    spawn_cleanup(engine, &c.id);
+    Ok(())
+}
+
+/// Finishes the removal of a container set aside by `remove_deferred`;
+/// nothing to do when another process did it already.
+pub fn finish_removal(engine: &Engine, id: &str) -> Result<()> {
+    let _lock = lock::container(&engine.layout.locks(), id)?;
+    let Ok(mut c) = engine.containers.load_removing(id) else {
+        return Ok(());
+    };
+    let errors = super::network::disconnect(engine, &mut c);
+    let dir = engine.containers.removing_dir(id);
+    std::fs::remove_dir_all(dir.path())?;
+    lock::remove(&engine.layout.locks(), id);
+    if !errors.is_empty() {
+        bail!("removing container {}: {}", c.name, errors.join("; "));
+    }
+    Ok(())
+}
+
+/// Finishes every removal left pending (its cleanup process was killed, or
+/// a new container needs the port it still holds).
+pub fn finish_pending(engine: &Engine) -> Result<()> {
+    for id in engine.containers.removing_ids() {
+        finish_removal(engine, &id)?;
+    }
+    Ok(())
+}
+
+/// `skiffctl [--root R] container-cleanup ID` in its own session, not waited for.
+fn spawn_cleanup(engine: &Engine, id: &str) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(&engine.exe);
+    cmd.args(engine.root_args())
+        .args(["container-cleanup", id])
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    match cmd.spawn() {
+        // Reaped by init once we exit; the cleanup is not ours to wait for.
+        Ok(child) => drop(child),
+        Err(e) => tracing::warn!("cannot start the cleanup of {id}: {e}"),
+    }
+}
+
+/// What a removed container holds outside its directory: the runtime's
+/// state (left when its monitor was killed), volumes, snapshot pins.
+fn release(engine: &Engine, c: &Container, volumes: VolumePolicy) -> Result<()> {
+    if engine.monitor.runtime_state_root().join(&c.id).exists() {
+        let _ = std::process::Command::new(&engine.monitor.runtime)
+            .arg("--root")
+            .arg(engine.monitor.runtime_state_root())
+            .args(["delete", "--force", &c.id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
     if volumes != VolumePolicy::Keep {
         let others = engine.containers.list()?;
         for m in c.host.mounts.iter().filter(|m| m.kind == MountKind::Volume) {
@@ -66,8 +143,6 @@ pub fn remove(
             }
         }
     }
-    engine.containers.remove(&c.id)?;
     crate::snapshots::open(engine)?.unpin(&c.id)?;
-    lock::remove(&engine.layout.locks(), &c.id);
     Ok(())
 }

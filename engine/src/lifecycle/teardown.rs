@@ -46,10 +46,10 @@ pub fn refresh(engine: &Engine, c: &mut Container) -> Result<bool> {
     if status::is_running(&st) {
         return Ok(true);
     }
-    teardown(engine, c)?;
     if c.host.auto_remove && st.status == skiff_specs::monitor::Status::Exited {
-        super::remove(engine, c, true, super::VolumePolicy::Anonymous)?;
+        super::remove_deferred(engine, c, super::VolumePolicy::Anonymous)?;
         return Ok(false);
     }
+    teardown(engine, c)?;
     Ok(true)
 }
