@@ -65,6 +65,7 @@ fn demo_builds_and_runs_the_example_app() -> Result<()> {
         "hello from skiff: skiff, user app (uid 1000), in /app",
         "build stage: 3 source files, sha256 ",
         "sorted words: anywhere cached fast images layered run small",
+        "words from the words service",
         "+ exit code: 0",
     ] {
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
