@@ -230,7 +230,7 @@ fn env_entry(e: &str) -> Option<String> {
     }
 }
 
-fn key_values(values: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
+pub fn key_values(values: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
     values
         .iter()
         .map(|l| {

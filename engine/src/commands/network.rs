@@ -1,7 +1,5 @@
 //! `network create|ls|inspect|rm|prune|connect|disconnect`.
 
-use std::collections::BTreeMap;
-
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -135,13 +133,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
             if BUILTIN.contains(&name.as_str()) {
                 bail!("network with name {name} already exists");
             }
-            let labels: BTreeMap<String, String> = label
-                .iter()
-                .map(|l| {
-                    let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-                    (k.to_owned(), v.to_owned())
-                })
-                .collect();
+            let labels = crate::options::key_values(&label, "--label")?;
             let gateway = gateway
                 .map(|g| {
                     g.parse()

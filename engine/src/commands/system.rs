@@ -48,25 +48,6 @@ pub fn du(path: &Path) -> u64 {
         + md.len()
 }
 
-fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_owned()
-            + units[i]
-    }
-}
-
 /// The layer diff_ids (snapshots) images and containers still need.
 pub fn needed_layers(store: &Store, containers: &[Container]) -> HashSet<Digest> {
     let mut keep = HashSet::new();
@@ -157,8 +138,8 @@ fn df(engine: &Engine) -> Result<i32> {
         "Images",
         images.len(),
         active_images,
-        human(image_bytes),
-        human(reclaim_images),
+        super::images::human_size(image_bytes),
+        super::images::human_size(reclaim_images),
         pct(reclaim_images, image_bytes)
     );
     println!(
@@ -166,8 +147,8 @@ fn df(engine: &Engine) -> Result<i32> {
         "Containers",
         containers.len(),
         active_containers,
-        human(container_bytes),
-        human(reclaim_containers),
+        super::images::human_size(container_bytes),
+        super::images::human_size(reclaim_containers),
         pct(reclaim_containers, container_bytes)
     );
     println!(
@@ -175,8 +156,8 @@ fn df(engine: &Engine) -> Result<i32> {
         "Local Volumes",
         vols.len(),
         vols.iter().filter(|v| in_use(&v.name)).count(),
-        human(vol_bytes),
-        human(reclaim_vols),
+        super::images::human_size(vol_bytes),
+        super::images::human_size(reclaim_vols),
         pct(reclaim_vols, vol_bytes)
     );
     println!(
@@ -184,7 +165,7 @@ fn df(engine: &Engine) -> Result<i32> {
         "Layer Snapshots",
         "",
         "",
-        human(snap_bytes)
+        super::images::human_size(snap_bytes)
     );
     Ok(0)
 }
@@ -273,7 +254,10 @@ fn prune(engine: &Engine, all: bool, volumes: bool) -> Result<i32> {
     reclaimed += store.gc()?.freed_bytes;
     let keep = needed_layers(&store, &containers);
     reclaimed += crate::snapshots::open(engine)?.gc(&keep)?.freed_bytes;
-    println!("\nTotal reclaimed space: {}", human(reclaimed));
+    println!(
+        "\nTotal reclaimed space: {}",
+        super::images::human_size(reclaimed)
+    );
     Ok(0)
 }
 

@@ -1,7 +1,5 @@
 //! `volume create|ls|inspect|rm|prune`.
 
-use std::collections::BTreeMap;
-
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
@@ -76,13 +74,7 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Result<i32> {
             if driver != "local" {
                 bail!("volume driver {driver:?} is not supported (only local)");
             }
-            let labels: BTreeMap<String, String> = label
-                .iter()
-                .map(|l| {
-                    let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-                    (k.to_owned(), v.to_owned())
-                })
-                .collect();
+            let labels = crate::options::key_values(&label, "--label")?;
             let name = match name {
                 Some(n) => n,
                 None => crate::ids::new_id()?,
