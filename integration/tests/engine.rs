@@ -552,11 +552,35 @@ fn bad_input_is_refused_and_leaves_nothing() -> Result<()> {
 #[test]
 fn a_killed_skiffctl_leaves_a_state_the_next_command_repairs() -> Result<()> {
     let env = EngineEnv::new()?;
-    let name = env.name("cut");
+    web_image(&env, "web")?;
+    // Killed at different moments of `run -d -p` (creating, mounting,
+    // wiring the network, starting the monitor): whatever it left, `ps -a`
+    // and `rm -f` repair, and nothing stays behind.
+    for (i, delay_ms) in [0u64, 20, 40, 60, 90, 130, 200].into_iter().enumerate() {
+        let name = env.name(&format!("cut{i}"));
+        let port = free_port()?;
+        let mut child = env
+            .cmd([
+                "run",
+                "-d",
+                "-p",
+                &format!("{port}:8000"),
+                "--name",
+                &name,
+                "web",
+            ])
+            .spawn()?;
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill()?;
+        child.wait()?;
+        env.ok(["ps", "-a"])?;
+        let _ = env.run(["rm", "-f", &name])?;
+    }
+    // A container that did start outlives its client.
+    let name = env.name("outlives");
     let mut child = env
         .cmd(["run", "--name", &name, env.busybox(), "sleep", "1000"])
         .spawn()?;
-    // Killed once the container runs (or at worst while it is being set up).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while env
         .run(["inspect", "-f", "{{.State.Status}}", &name])
@@ -568,7 +592,6 @@ fn a_killed_skiffctl_leaves_a_state_the_next_command_repairs() -> Result<()> {
     }
     child.kill()?;
     child.wait()?;
-    // The container outlives its client; rm -f cleans everything up.
     ensure!(env.inspect(&name, "{{.State.Status}}")? == "running");
     env.ok(["rm", "-f", &name])?;
     env.assert_clean()

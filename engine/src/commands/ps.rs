@@ -173,6 +173,9 @@ pub fn run(engine: &Engine, a: PsArgs) -> Result<i32> {
         }
         filters.push((k.to_owned(), v.to_owned()));
     }
+    if let Ok(_l) = lock::engine(&engine.layout.locks()) {
+        lifecycle::sweep_incomplete(engine);
+    }
     let now = Utc::now();
     let mut rows = Vec::new();
     let mut all = engine.containers.list()?;

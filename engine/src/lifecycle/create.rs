@@ -61,6 +61,7 @@ pub fn create_record(
     }
 
     let _engine_lock = lock::engine(&engine.layout.locks())?;
+    sweep_incomplete(engine);
     let name = match name {
         Some(n) => {
             let n = n.trim_start_matches('/');
@@ -124,4 +125,27 @@ pub fn create_record(
         return Err(e);
     }
     Ok(c)
+}
+
+/// Removes what a skiffctl killed in the middle of a create left: a
+/// container directory without a record. The caller holds the engine lock,
+/// under which every record is written, so such a directory is nobody's.
+pub fn sweep_incomplete(engine: &Engine) {
+    let Ok(entries) = fs::read_dir(engine.layout.containers()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(id) = name.to_str() else { continue };
+        if id.starts_with('.') || e.path().join(crate::container::store::RECORD).exists() {
+            continue;
+        }
+        let dir = engine.containers.dir(id);
+        let _ = crate::rootfs::unmount(&dir.rootfs());
+        if fs::remove_dir_all(dir.path()).is_ok() {
+            if let Ok(s) = crate::snapshots::open(engine) {
+                let _ = s.unpin(id);
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ mod start;
 mod stop;
 mod teardown;
 
-pub use create::{create, create_record};
+pub use create::{create, create_record, sweep_incomplete};
 pub use network::{attachment, networks};
 pub use ports::resolve_ports;
 pub use remove::{finish_pending, finish_removal, remove, remove_deferred, VolumePolicy};

@@ -172,12 +172,29 @@ pub fn write_files(engine: &Engine, c: &Container, dir: &ContainerDir) -> Result
 /// namespace removed. Every failure is reported, none stops the rest.
 pub fn disconnect(engine: &Engine, c: &mut Container) -> Vec<String> {
     let mut errors = Vec::new();
-    if let (Some(att), Some(ns)) = (attachment(c), c.active.netns.clone()) {
+    let ns_file = Netns::open(engine.layout.run(), &c.id);
+    // What the record says was set up; a skiffctl killed between connect and
+    // saving the record leaves only the network store's own copy.
+    let mut atts: Vec<Attachment> = attachment(c).into_iter().collect();
+    let has_netns = ns_file.is_some() || c.active.netns.is_some();
+    if atts.is_empty() && has_netns {
+        if let Ok(nets) = networks(engine) {
+            atts = nets.attachments(&c.id).unwrap_or_default();
+        }
+    }
+    let netns = c
+        .active
+        .netns
+        .clone()
+        .or_else(|| ns_file.as_ref().map(|n| n.path.clone()));
+    if let (false, Some(ns)) = (atts.is_empty(), netns) {
         match networks(engine) {
             Ok(nets) => {
                 let t0 = std::time::Instant::now();
-                if let Err(e) = nets.disconnect(&att, &ns) {
-                    errors.push(format!("network teardown: {e}"));
+                for att in &atts {
+                    if let Err(e) = nets.disconnect(att, &ns) {
+                        errors.push(format!("network teardown: {e}"));
+                    }
                 }
                 tracing::debug!("netavark teardown took {:?}", t0.elapsed());
             }
@@ -185,11 +202,10 @@ pub fn disconnect(engine: &Engine, c: &mut Container) -> Vec<String> {
         }
     }
     c.active.network = None;
-    if c.active.netns.take().is_some() {
-        if let Some(ns) = Netns::open(engine.layout.run(), &c.id) {
-            if let Err(e) = ns.remove() {
-                errors.push(format!("network namespace: {e}"));
-            }
+    c.active.netns = None;
+    if let Some(ns) = Netns::open(engine.layout.run(), &c.id) {
+        if let Err(e) = ns.remove() {
+            errors.push(format!("network namespace: {e}"));
         }
     }
     errors

@@ -16,8 +16,13 @@ pub fn teardown(engine: &Engine, c: &mut Container) -> Result<()> {
     if status::is_running(&status::current(&dir)) {
         return Ok(());
     }
-    let nothing =
-        c.active.netns.is_none() && c.active.network.is_none() && !c.active.rootfs_mounted;
+    // What the record says, and what a skiffctl killed before it could
+    // record it would have left: a namespace file, a mounted rootfs.
+    let nothing = c.active.netns.is_none()
+        && c.active.network.is_none()
+        && !c.active.rootfs_mounted
+        && skiff_specs::net::Netns::open(engine.layout.run(), &c.id).is_none()
+        && !crate::rootfs::is_mounted(&dir.rootfs());
     if nothing {
         return Ok(());
     }
