@@ -272,5 +272,28 @@ impl Drop for EngineEnv {
             }
         }
         unmount_all(self.tmp.path());
+        // The default network's subnet claim (host-wide, under /run/skiff-net)
+        // goes with this engine's root.
+        remove_subnet_claims_under(&self.root);
+    }
+}
+
+/// Removes the host-wide subnet claims (/run/skiff-net) of the networks of
+/// an engine root that is going away (a test's).
+pub fn remove_subnet_claims_under(root: &std::path::Path) {
+    let Ok(claims) = fs::read_dir("/run/skiff-net/subnets") else {
+        return;
+    };
+    for c in claims.flatten() {
+        let owner: Option<serde_json::Value> = fs::read(c.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let ours = owner
+            .as_ref()
+            .and_then(|o| o["state_dir"].as_str())
+            .is_some_and(|d| std::path::Path::new(d).starts_with(root));
+        if ours {
+            let _ = fs::remove_file(c.path());
+        }
     }
 }

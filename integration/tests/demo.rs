@@ -43,7 +43,15 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+/// Runs the demo on a store below `tmp`; the subnet claims of the engine root
+/// it makes there are dropped afterwards (the root goes with the test).
 fn demo(tmp: &Path) -> Result<Output> {
+    let out = run_demo(tmp);
+    skiff_integration::engine::remove_subnet_claims_under(tmp);
+    out
+}
+
+fn run_demo(tmp: &Path) -> Result<Output> {
     Ok(Command::new("bash")
         .arg(repo().join("scripts/demo.sh"))
         .env("BIN_DIR", bin_dir())
