@@ -3,7 +3,7 @@
 # scripts in ../shared/bench (present on the project's machines, not in the repo).
 # Env: N (containers per runtime, default 200), ROUNDS (default 5), SHIM_N (ctr runs per
 # shim, default 50), REGISTRY_ROUNDS (default 3); SKIP_BUILDERS=1 / SKIP_REGISTRY=1 /
-# SKIP_SHIMS=1 leave a part out.
+# SKIP_SHIMS=1 / SKIP_ENGINES=1 leave a part out; ENGINE_N (default 20) runs per engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED_BENCH:-$(cd .. && pwd)/shared/bench}
@@ -49,4 +49,10 @@ if [ -x "$SHARED/containerd-bench.sh" ] && command -v containerd >/dev/null && [
   if command -v runc >/dev/null; then
     SHIM=io.containerd.runc.v2 LABEL=runc-shim+runc "$SHARED/containerd-bench.sh" "${SHIM_N:-50}" || true
   fi
+fi
+
+# Engines: skiffctl beside docker (a private dockerd 20.10) and podman 4.3, one run.
+if [ -x "$SHARED/engine-bench.sh" ] && [ "${SKIP_ENGINES:-0}" != 1 ]; then
+  echo "== engines: skiffctl, docker, podman (N=${ENGINE_N:-20})"
+  "$SHARED/engine-bench.sh" -n "${ENGINE_N:-20}" docker podman "$(dirname "$SKIFF")/skiffctl=skiffctl" || true
 fi
