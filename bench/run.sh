@@ -3,7 +3,7 @@
 # scripts in ../shared/bench (present on the project's machines, not in the repo).
 # Env: N (containers per runtime, default 200), ROUNDS (default 5), SHIM_N (ctr runs per
 # shim, default 50), REGISTRY_ROUNDS (default 3); SKIP_BUILDERS=1 / SKIP_REGISTRY=1 /
-# SKIP_SHIMS=1 / SKIP_ENGINES=1 leave a part out; ENGINE_N (default 20) runs per engine.
+# SKIP_SHIMS=1 / SKIP_ENGINES=1 / SKIP_COMPOSE=1 leave a part out; ENGINE_N (default 20) runs per engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED_BENCH:-$(cd .. && pwd)/shared/bench}
@@ -55,4 +55,10 @@ fi
 if [ -x "$SHARED/engine-bench.sh" ] && [ "${SKIP_ENGINES:-0}" != 1 ]; then
   echo "== engines: skiffctl, docker, podman (N=${ENGINE_N:-20})"
   "$SHARED/engine-bench.sh" -n "${ENGINE_N:-20}" docker podman "$(dirname "$SKIFF")/skiffctl=skiffctl" || true
+fi
+
+# Compose: skiffctl compose beside docker-compose 1.29 and podman-compose 1.0.3.
+if [ "${SKIP_COMPOSE:-0}" != 1 ]; then
+  echo "== compose: up -d (until running and healthy) and down of a three-service app"
+  SHARED_BENCH="$SHARED" SKIFFCTL="$(dirname "$SKIFF")/skiffctl" ROUNDS=${COMPOSE_ROUNDS:-5} bash bench/compose.sh || true
 fi

@@ -30,25 +30,10 @@ pub fn run(engine: &Engine, a: &ComposeArgs, d: &DownArgs) -> Result<i32> {
         }
     }
     let project = super::project(a, &[])?;
-    let order = project.dependency_order(&super::selected(&project, &[])?, true)?;
-    let mut containers = super::containers(engine, &project.name, true)?;
-    // Reverse dependency order; orphans and one-offs first.
-    containers.sort_by_key(|c| {
-        let svc = c
-            .config
-            .labels
-            .get(SERVICE_LABEL)
-            .cloned()
-            .unwrap_or_default();
-        std::cmp::Reverse(
-            order
-                .iter()
-                .position(|s| *s == svc)
-                .map_or(usize::MAX, |i| i + 1),
-        )
-    });
+    let containers = super::containers(engine, &project.name, true)?;
     let mut errors = Vec::new();
-    for c in &containers {
+    let mut levels: std::collections::BTreeMap<usize, Vec<_>> = Default::default();
+    for c in containers {
         let svc = c
             .config
             .labels
@@ -63,10 +48,31 @@ pub fn run(engine: &Engine, a: &ComposeArgs, d: &DownArgs) -> Result<i32> {
             );
             continue;
         }
-        eprintln!(" Container {}  Stopping", c.name);
-        match super::up::remove_container(engine, c, d.timeout) {
-            Ok(()) => eprintln!(" Container {}  Removed", c.name),
-            Err(e) => errors.push(format!("container {}: {e:#}", c.name)),
+        levels.entry(depth(&project, &svc)).or_default().push(c);
+    }
+    // Dependents before what they depend on; one level's containers stop
+    // together, as docker compose does.
+    for (_, level) in levels.into_iter().rev() {
+        let results: Vec<(String, Result<()>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = level
+                .iter()
+                .map(|c| {
+                    eprintln!(" Container {}  Stopping", c.name);
+                    s.spawn(move || {
+                        (
+                            c.name.clone(),
+                            super::up::remove_container(engine, c, d.timeout),
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for (name, r) in results {
+            match r {
+                Ok(()) => eprintln!(" Container {name}  Removed"),
+                Err(e) => errors.push(format!("container {name}: {e:#}")),
+            }
         }
     }
     errors.extend(resources::remove_networks(engine, &project));
@@ -93,4 +99,27 @@ pub fn run(engine: &Engine, a: &ComposeArgs, d: &DownArgs) -> Result<i32> {
         bail!("{}", errors.join("\n"));
     }
     Ok(0)
+}
+
+/// How deep `svc` sits in the dependency graph: 0 for a service nothing it
+/// depends on, else one more than its deepest dependency (orphans: 0).
+fn depth(project: &crate::compose::Project, svc: &str) -> usize {
+    fn walk(project: &crate::compose::Project, svc: &str, seen: &mut Vec<String>) -> usize {
+        let Some(s) = project.service(svc) else {
+            return 0;
+        };
+        if seen.iter().any(|x| x == svc) {
+            return 0;
+        }
+        seen.push(svc.to_owned());
+        let d = s
+            .depends_on
+            .keys()
+            .map(|dep| 1 + walk(project, dep, seen))
+            .max()
+            .unwrap_or(0);
+        seen.pop();
+        d
+    }
+    walk(project, svc, &mut Vec::new())
 }
